@@ -1,0 +1,122 @@
+#pragma once
+// flagrelay configuration: YAML file + `${VAR}` expansion + ld-relay environment variables, turned
+// into validated, immutable value types. Nothing past this boundary re-checks raw strings.
+//
+// Thread safety: all types are plain values; loading is a pure function of its inputs.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace flagrelay::config {
+
+using Duration = std::chrono::milliseconds;
+
+/// A credential (SDK key, mobile key). Only `Masked()` may reach logs, `/status`, metrics or errors.
+class Secret {
+ public:
+  Secret() = default;
+  explicit Secret(std::string value) : value_(std::move(value)) {}
+
+  /// The raw value, for comparing against request credentials and for upstream requests only.
+  [[nodiscard]] const std::string& Reveal() const { return value_; }
+  /// ld-relay's masking: a leading `abc-` prefix is kept; every hex digit except those in the last
+  /// five characters becomes `*` (`sdk-********-****-****-****-*******99999`).
+  [[nodiscard]] std::string Masked() const;
+  [[nodiscard]] bool empty() const { return value_.empty(); }
+
+  friend bool operator==(const Secret&, const Secret&) = default;
+
+ private:
+  std::string value_;
+};
+
+enum class LogLevel { kDebug, kInfo, kWarn, kError, kNone };
+
+struct ListenConfig {
+  std::string host = "0.0.0.0";
+  std::uint16_t port = 8030;
+  std::size_t max_connections = 20000;        // listen.maxConnections
+  Duration header_timeout = std::chrono::seconds(10);  // listen.headerTimeout
+  Duration idle_timeout = std::chrono::seconds(60);    // listen.idleTimeout (keep-alive between requests)
+  std::size_t max_header_bytes = 16 * 1024;   // listen.maxHeaderBytes
+  std::size_t max_body_bytes = 1024 * 1024;   // listen.maxBodyBytes
+};
+
+struct UpstreamConfig {
+  std::string stream_uri = "https://stream.launchdarkly.com";  // upstream.streamUri, no trailing '/'
+  std::string base_uri = "https://sdk.launchdarkly.com";       // upstream.baseUri
+  std::string events_uri = "https://events.launchdarkly.com";  // upstream.eventsUri
+  Duration connect_timeout = std::chrono::seconds(3);          // upstream.connectTimeout
+  Duration read_timeout = std::chrono::minutes(5);             // upstream.readTimeout
+  Duration initial_reconnect_delay = std::chrono::seconds(1);  // upstream.initialReconnectDelay
+  Duration max_reconnect_delay = std::chrono::seconds(30);     // upstream.maxReconnectDelay
+};
+
+struct StreamsConfig {
+  Duration heartbeat_interval = std::chrono::seconds(30);  // streams.heartbeatInterval
+  std::size_t max_queue_events = 256;                     // streams.maxQueueEvents (per subscriber)
+  std::size_t max_queue_bytes = 8 * 1024 * 1024;          // streams.maxQueueBytes (per subscriber)
+  Duration write_timeout = std::chrono::seconds(30);      // streams.writeTimeout
+  Duration max_connection_time{0};                        // streams.maxConnectionTime, 0 = off
+};
+
+struct CacheConfig {
+  std::string dir;                               // cache.dir; empty = no cache
+  std::size_t map_size_bytes = 1024ull << 20;    // cache.mapSize
+};
+
+struct MetricsConfig {
+  std::string host;           // metrics.host; empty = listen.host
+  std::uint16_t port = 8031;  // metrics.port; 0 = no metrics listener
+};
+
+struct EnvironmentConfig {
+  std::string name;                 // the key under `environments:`
+  Secret sdk_key;                   // required
+  std::optional<Secret> mobile_key;
+  std::string env_id;               // client-side ID; empty = none
+  std::string data_file;            // non-empty = served from this JSON file, no upstream stream
+  Duration data_file_poll_interval = std::chrono::seconds(1);  // dataFilePollInterval
+};
+
+struct RelayConfig {
+  ListenConfig listen;
+  UpstreamConfig upstream;
+  StreamsConfig streams;
+  CacheConfig cache;
+  MetricsConfig metrics;
+  LogLevel log_level = LogLevel::kInfo;
+  unsigned threads = 0;  // 0 = one per hardware thread
+  std::vector<EnvironmentConfig> environments;  // in file order; names unique
+};
+
+/// Environment variables as seen by the loader (injected so tests need not touch the process).
+using EnvVars = std::map<std::string, std::string>;
+[[nodiscard]] EnvVars EnvVarsFromProcess();
+
+struct LoadResult {
+  std::optional<RelayConfig> config;  // set exactly when errors is empty
+  /// Every problem found, each naming its source, line and key:
+  /// `relay.yaml:12:5: environments.prod.sdkKey: must not be empty`.
+  std::vector<std::string> errors;
+  [[nodiscard]] bool ok() const { return errors.empty(); }
+};
+
+/// Loads and validates a YAML config file, then applies the environment variables.
+[[nodiscard]] LoadResult LoadFile(const std::string& path, const EnvVars& env);
+/// Same, from text; `source_name` prefixes error messages.
+[[nodiscard]] LoadResult LoadString(std::string_view yaml, std::string_view source_name,
+                                    const EnvVars& env);
+
+/// Parses `500ms`, `30s`, `1m`, `1h`, `1m30s`; nullopt on anything else (a bare number included).
+[[nodiscard]] std::optional<Duration> ParseDuration(std::string_view text);
+/// Parses `1024`, `64KiB`, `8MiB`, `1GiB` (also KB/MB/GB as powers of 1000); nullopt otherwise.
+[[nodiscard]] std::optional<std::size_t> ParseSize(std::string_view text);
+
+}  // namespace flagrelay::config

@@ -1,0 +1,109 @@
+#include "flagrelay/protocol/sse.hpp"
+
+#include <utility>
+
+namespace flagrelay::protocol {
+
+SseParser::SseParser(EventHandler on_event, std::size_t max_event_bytes)
+    : on_event_(std::move(on_event)), max_event_bytes_(max_event_bytes) {}
+
+void SseParser::Reset() {
+  line_.clear();
+  event_ = SseEvent{};
+  has_data_ = false;
+  skip_lf_ = false;
+  at_stream_start_ = true;
+  failed_ = false;
+}
+
+bool SseParser::Feed(std::string_view chunk) {
+  if (failed_) return false;
+  if (at_stream_start_ && !chunk.empty()) {
+    // A UTF-8 BOM may open the stream; it can arrive split across chunks, so only strip it whole.
+    constexpr std::string_view kBom = "\xEF\xBB\xBF";
+    if (chunk.starts_with(kBom)) chunk.remove_prefix(kBom.size());
+    at_stream_start_ = false;
+  }
+  std::size_t pos = 0;
+  while (pos < chunk.size()) {
+    if (skip_lf_) {
+      skip_lf_ = false;
+      if (chunk[pos] == '\n') {
+        ++pos;
+        continue;
+      }
+    }
+    const std::size_t eol = chunk.find_first_of("\r\n", pos);
+    if (eol == std::string_view::npos) {
+      line_.append(chunk.substr(pos));
+      break;
+    }
+    if (line_.empty()) {
+      ProcessLine(chunk.substr(pos, eol - pos));
+    } else {
+      line_.append(chunk.substr(pos, eol - pos));
+      ProcessLine(line_);
+      line_.clear();
+    }
+    if (chunk[eol] == '\r') skip_lf_ = true;
+    pos = eol + 1;
+    if (failed_) return false;
+  }
+  if (line_.size() + event_.data.size() > max_event_bytes_) failed_ = true;
+  return !failed_;
+}
+
+void SseParser::ProcessLine(std::string_view line) {
+  if (line.empty()) {
+    Dispatch();
+    return;
+  }
+  if (line.front() == ':') return;  // comment (heartbeat)
+  std::string_view field = line;
+  std::string_view value;
+  if (const std::size_t colon = line.find(':'); colon != std::string_view::npos) {
+    field = line.substr(0, colon);
+    value = line.substr(colon + 1);
+    if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+  }
+  if (field == "event") {
+    event_.name.assign(value);
+  } else if (field == "data") {
+    if (has_data_) event_.data.push_back('\n');
+    event_.data.append(value);
+    has_data_ = true;
+    if (event_.data.size() > max_event_bytes_) failed_ = true;
+  } else if (field == "id") {
+    if (value.find('\0') == std::string_view::npos) event_.id.assign(value);
+  }
+  // `retry` and unknown fields are ignored: reconnect timing is ours to choose.
+}
+
+void SseParser::Dispatch() {
+  if (has_data_) {
+    SseEvent done = std::exchange(event_, SseEvent{});
+    event_.id = done.id;  // the last event ID persists across events
+    has_data_ = false;
+    on_event_(std::move(done));
+  } else {
+    event_.name = "message";
+  }
+}
+
+std::string EncodeSseEvent(std::string_view name, std::string_view data) {
+  std::string out;
+  out.reserve(name.size() + data.size() + 16);
+  out.append("event: ").append(name).push_back('\n');
+  std::size_t pos = 0;
+  while (true) {
+    const std::size_t eol = data.find('\n', pos);
+    out.append("data: ").append(data.substr(pos, eol == std::string_view::npos ? eol : eol - pos));
+    out.push_back('\n');
+    if (eol == std::string_view::npos) break;
+    pos = eol + 1;
+  }
+  out.push_back('\n');
+  return out;
+}
+
+}  // namespace flagrelay::protocol

@@ -1,0 +1,232 @@
+// Record format, version 1. Every LMDB value the store writes is one record:
+//
+//   offset 0   u32  magic 0x59524C46 ("FLRY" as bytes)
+//   offset 4   u32  format version (kFormatVersion)
+//   offset 8   u64  CRC-64/XZ over bytes [0, 8) followed by bytes [16, end)
+//   offset 16  body: u8 type, then
+//     meta (type 1): u64 data_version, i64 saved_at_unix_ms, str fingerprint, str source,
+//                    u64 item_count (number of item records committed with this meta)
+//     item (type 2): str kind, str key, str json
+//
+// Integers are little-endian; str is a u32 byte length followed by the bytes. The body must be
+// consumed exactly (trailing bytes are corruption). The version is checked before the checksum:
+// a newer binary may lay out everything after the version differently, so such a record is
+// reported as newer and never interpreted.
+
+#include "record.hpp"
+
+#include <array>
+#include <cstring>
+#include <limits>
+
+namespace flagrelay::cache::record {
+namespace {
+
+constexpr std::uint64_t kCrc64Poly = 0xC96C5795D7870F42ull;  // ECMA-182, reflected
+
+constexpr std::array<std::uint64_t, 256> MakeCrcTable() {
+  std::array<std::uint64_t, 256> table{};
+  for (std::uint64_t i = 0; i < 256; ++i) {
+    std::uint64_t crc = i;
+    for (int bit = 0; bit < 8; ++bit) crc = (crc & 1) ? (crc >> 1) ^ kCrc64Poly : crc >> 1;
+    table[i] = crc;
+  }
+  return table;
+}
+
+constexpr std::array<std::uint64_t, 256> kCrcTable = MakeCrcTable();
+
+void PutU8(std::string& out, std::uint8_t v) { out.push_back(static_cast<char>(v)); }
+
+void PutU32(std::string& out, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+
+void PutU64(std::string& out, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+
+void PutStr(std::string& out, std::string_view s) {
+  PutU32(out, static_cast<std::uint32_t>(s.size()));
+  out.append(s);
+}
+
+// Reads from a view with every access bounds-checked; after the first failure all reads fail.
+class Reader {
+ public:
+  explicit Reader(std::string_view bytes) : bytes_(bytes) {}
+
+  bool ReadU8(std::uint8_t* v) {
+    if (!Has(1)) return false;
+    *v = static_cast<std::uint8_t>(bytes_[pos_++]);
+    return true;
+  }
+
+  bool ReadU32(std::uint32_t* v) {
+    if (!Has(4)) return false;
+    std::uint32_t r = 0;
+    for (int i = 0; i < 4; ++i) r |= std::uint32_t{Byte(pos_ + i)} << (8 * i);
+    pos_ += 4;
+    *v = r;
+    return true;
+  }
+
+  bool ReadU64(std::uint64_t* v) {
+    if (!Has(8)) return false;
+    std::uint64_t r = 0;
+    for (int i = 0; i < 8; ++i) r |= std::uint64_t{Byte(pos_ + i)} << (8 * i);
+    pos_ += 8;
+    *v = r;
+    return true;
+  }
+
+  bool ReadStr(std::string* s) {
+    std::uint32_t len = 0;
+    if (!ReadU32(&len) || !Has(len)) return Fail();
+    s->assign(bytes_.substr(pos_, len));
+    pos_ += len;
+    return true;
+  }
+
+  [[nodiscard]] bool AtEnd() const { return ok_ && pos_ == bytes_.size(); }
+
+ private:
+  bool Has(std::size_t n) {
+    if (ok_ && n <= bytes_.size() - pos_) return true;
+    return Fail();
+  }
+  bool Fail() {
+    ok_ = false;
+    return false;
+  }
+  [[nodiscard]] std::uint8_t Byte(std::size_t i) const {
+    return static_cast<std::uint8_t>(bytes_[i]);
+  }
+
+  std::string_view bytes_;
+  std::size_t pos_ = 0;
+  bool ok_ = true;
+};
+
+std::uint64_t RecordChecksum(std::string_view record) {
+  std::uint64_t crc = Crc64(record.substr(0, 8));
+  return Crc64(std::as_bytes(std::span(record.data() + kHeaderSize, record.size() - kHeaderSize)),
+               crc);
+}
+
+std::string BeginRecord(Type type) {
+  std::string out;
+  PutU32(out, kMagic);
+  PutU32(out, kFormatVersion);
+  PutU64(out, 0);  // checksum, filled in by FinishRecord
+  PutU8(out, static_cast<std::uint8_t>(type));
+  return out;
+}
+
+std::string FinishRecord(std::string out) {
+  const std::uint64_t crc = RecordChecksum(out);
+  for (int i = 0; i < 8; ++i) out[8 + i] = static_cast<char>((crc >> (8 * i)) & 0xFF);
+  return out;
+}
+
+// Checks the header and positions `body` after the type byte. Returns kOk only for a record of
+// this format version with a matching checksum and the expected type.
+template <typename T>
+bool CheckHeader(std::string_view bytes, Type expected, Reader* body, Decoded<T>* result) {
+  Reader header(bytes);
+  std::uint32_t magic = 0;
+  std::uint32_t version = 0;
+  std::uint64_t stored_crc = 0;
+  if (!header.ReadU32(&magic) || !header.ReadU32(&version) || !header.ReadU64(&stored_crc)) {
+    result->problem = "record shorter than its header (" + std::to_string(bytes.size()) + " bytes)";
+    return false;
+  }
+  if (magic != kMagic) {
+    result->problem = "bad magic";
+    return false;
+  }
+  if (version > kFormatVersion) {
+    result->verdict = Verdict::kNewerFormat;
+    result->problem = "format version " + std::to_string(version) + " is newer than " +
+                      std::to_string(kFormatVersion);
+    return false;
+  }
+  if (version != kFormatVersion) {
+    result->problem = "unknown format version " + std::to_string(version);
+    return false;
+  }
+  if (RecordChecksum(bytes) != stored_crc) {
+    result->problem = "checksum mismatch";
+    return false;
+  }
+  *body = Reader(bytes.substr(kHeaderSize));
+  std::uint8_t type = 0;
+  if (!body->ReadU8(&type) || type != static_cast<std::uint8_t>(expected)) {
+    result->problem = "unexpected record type";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::uint64_t Crc64(std::span<const std::byte> bytes, std::uint64_t crc) {
+  crc = ~crc;
+  for (std::byte b : bytes) {
+    crc = kCrcTable[(crc ^ static_cast<std::uint8_t>(b)) & 0xFF] ^ (crc >> 8);
+  }
+  return ~crc;
+}
+
+std::uint64_t Crc64(std::string_view bytes) { return Crc64(std::as_bytes(std::span(bytes))); }
+
+std::string EncodeMeta(const EnvMeta& meta, std::uint64_t item_count) {
+  std::string out = BeginRecord(Type::kMeta);
+  PutU64(out, meta.data_version);
+  PutU64(out, static_cast<std::uint64_t>(meta.saved_at_unix_ms));
+  PutStr(out, meta.fingerprint);
+  PutStr(out, meta.source);
+  PutU64(out, item_count);
+  return FinishRecord(std::move(out));
+}
+
+std::string EncodeItem(const ItemRecord& item) {
+  std::string out = BeginRecord(Type::kItem);
+  PutStr(out, item.kind);
+  PutStr(out, item.key);
+  PutStr(out, item.json);
+  return FinishRecord(std::move(out));
+}
+
+Decoded<StoredMeta> DecodeMeta(std::string_view bytes) {
+  Decoded<StoredMeta> result;
+  Reader body("");
+  if (!CheckHeader(bytes, Type::kMeta, &body, &result)) return result;
+  std::uint64_t saved_at = 0;
+  StoredMeta& m = result.value;
+  if (!body.ReadU64(&m.meta.data_version) || !body.ReadU64(&saved_at) ||
+      !body.ReadStr(&m.meta.fingerprint) || !body.ReadStr(&m.meta.source) ||
+      !body.ReadU64(&m.item_count) || !body.AtEnd()) {
+    result.problem = "malformed meta body";
+    return result;
+  }
+  std::memcpy(&m.meta.saved_at_unix_ms, &saved_at, sizeof saved_at);
+  result.verdict = Verdict::kOk;
+  return result;
+}
+
+Decoded<ItemRecord> DecodeItem(std::string_view bytes) {
+  Decoded<ItemRecord> result;
+  Reader body("");
+  if (!CheckHeader(bytes, Type::kItem, &body, &result)) return result;
+  ItemRecord& item = result.value;
+  if (!body.ReadStr(&item.kind) || !body.ReadStr(&item.key) || !body.ReadStr(&item.json) ||
+      !body.AtEnd()) {
+    result.problem = "malformed item body";
+    return result;
+  }
+  result.verdict = Verdict::kOk;
+  return result;
+}
+
+}  // namespace flagrelay::cache::record

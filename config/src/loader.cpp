@@ -1,0 +1,800 @@
+// Turns YAML text plus environment variables into a validated RelayConfig in three steps:
+// parse the file (types and units), apply the ld-relay environment variables, then validate
+// (ranges and cross-field rules). Every step records errors and carries on, so a user sees all
+// problems at once.
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <climits>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "expand.hpp"
+#include "flagrelay/config/config.hpp"
+
+namespace flagrelay::config {
+namespace {
+
+constexpr std::size_t kMinHeaderBytes = 1024;
+constexpr std::size_t kMinQueueBytes = 1024;
+constexpr std::size_t kMinMapSize = std::size_t{1} << 20;
+constexpr Duration kMinHeartbeat = std::chrono::seconds(1);
+// SDKs give up on a stream after 5 minutes without data; stay well inside that.
+constexpr Duration kMaxHeartbeat = std::chrono::minutes(4);
+// Shorter values are too likely to occur in ordinary text to scrub them from messages.
+constexpr std::size_t kMinScrubbedSecret = 6;
+
+constexpr std::string_view kEnvSdkKeyPrefix = "LD_ENV_";
+constexpr std::string_view kEnvMobileKeyPrefix = "LD_MOBILE_KEY_";
+constexpr std::string_view kEnvClientSideIdPrefix = "LD_CLIENT_SIDE_ID_";
+
+// Where a value came from, so errors found after parsing can still point at it.
+struct Origin {
+  std::string where;  // "relay.yaml:7:3", or the variable name when from_env
+  bool from_env = false;
+};
+
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+bool IsAllDigits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), IsDigit);
+}
+
+bool HasWhitespace(std::string_view s) { return std::any_of(s.begin(), s.end(), IsSpace); }
+
+char ToLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool IsValidEnvironmentName(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return IsDigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '.' ||
+           c == '-';
+  });
+}
+
+// Lower-cased without separators, so `sdk_key` and `SdkKey` both match `sdkKey`.
+std::string Fold(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c != '_' && c != '-') out.push_back(ToLower(c));
+  }
+  return out;
+}
+
+// Optimal string alignment distance: Levenshtein plus adjacent transpositions (`prot` → `port`).
+std::size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+std::optional<std::string_view> Suggest(std::string_view key,
+                                        const std::vector<std::string_view>& candidates) {
+  const std::string folded = Fold(key);
+  std::optional<std::string_view> best;
+  std::size_t best_distance = SIZE_MAX;
+  for (std::string_view candidate : candidates) {
+    const std::size_t distance = EditDistance(folded, Fold(candidate));
+    const std::size_t allowed = candidate.size() <= 4 ? 1 : 2;
+    if (distance <= allowed && distance < best_distance) {
+      best = candidate;
+      best_distance = distance;
+    }
+  }
+  return best;
+}
+
+std::string_view KindName(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return "a single value";
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      break;
+  }
+  return "nothing";
+}
+
+std::string FormatDuration(Duration d) {
+  auto ms = d.count();
+  if (ms == 0) return "0s";
+  std::string out;
+  const std::pair<Duration::rep, std::string_view> kUnits[] = {
+      {3'600'000, "h"}, {60'000, "m"}, {1'000, "s"}, {1, "ms"}};
+  for (const auto& [unit_ms, suffix] : kUnits) {
+    if (ms >= unit_ms) {
+      out += std::to_string(ms / unit_ms);
+      out += suffix;
+      ms %= unit_ms;
+    }
+  }
+  return out;
+}
+
+std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+std::string ErrnoMessage(int err) {
+  return std::error_code(err, std::generic_category()).message();
+}
+
+class Loader {
+ public:
+  Loader(std::string_view source, const EnvVars& env) : source_(source), env_(env) {}
+
+  LoadResult Load(std::string_view yaml) {
+    if (ParseYaml(yaml)) {
+      ApplyEnvVars();
+      Validate();
+    }
+    return Finish();
+  }
+
+ private:
+  using Handler = std::function<void(const std::string& path, const YAML::Node& value)>;
+  struct Field {
+    std::string_view key;
+    Handler handle;
+  };
+
+  // ---- parsing -------------------------------------------------------------------------------
+
+  // False when the file is unusable as a whole (bad syntax, not a mapping): further errors
+  // would only be noise.
+  bool ParseYaml(std::string_view yaml) {
+    std::vector<YAML::Node> documents;
+    try {
+      documents = YAML::LoadAll(std::string(yaml));
+    } catch (const YAML::Exception& e) {
+      errors_.push_back(At(e.mark) + ": invalid YAML: " + e.msg);
+      return false;
+    }
+    if (documents.size() > 1) {
+      errors_.push_back(At(documents[1].Mark()) + ": only one YAML document is allowed");
+    }
+    if (documents.empty() || documents[0].IsNull()) return true;
+    const YAML::Node& root = documents[0];
+    if (!root.IsMap()) {
+      errors_.push_back(At(root.Mark()) + ": the top level must be a mapping of keys, not " +
+                        std::string(KindName(root)));
+      return false;
+    }
+    ParseMap(root, "", RootFields());
+    return true;
+  }
+
+  std::vector<Field> RootFields() {
+    return {
+        {"listen", Section(&Loader::ListenFields)},
+        {"upstream", Section(&Loader::UpstreamFields)},
+        {"streams", Section(&Loader::StreamsFields)},
+        {"cache", Section(&Loader::CacheFields)},
+        {"metrics", Section(&Loader::MetricsFields)},
+        {"logLevel",
+         [this](const std::string& path, const YAML::Node& node) {
+           if (auto text = ScalarText(path, node)) SetLogLevel(path, *text);
+         }},
+        {"threads",
+         [this](const std::string& path, const YAML::Node& node) {
+           std::size_t threads = 0;
+           if (auto text = ScalarText(path, node); text && SetCount(path, *text, threads)) {
+             if (threads > UINT_MAX) {
+               Error(path, "too large");
+             } else {
+               config_.threads = static_cast<unsigned>(threads);
+             }
+           }
+         }},
+        {"environments", [this](const std::string& path,
+                                const YAML::Node& node) { ParseEnvironments(path, node); }},
+    };
+  }
+
+  std::vector<Field> ListenFields() {
+    ListenConfig& c = config_.listen;
+    return {
+        {"host", StringField(c.host)},
+        {"port", PortField(c.port, 1)},
+        {"maxConnections", CountField(c.max_connections)},
+        {"headerTimeout", DurationField(c.header_timeout)},
+        {"idleTimeout", DurationField(c.idle_timeout)},
+        {"maxHeaderBytes", SizeField(c.max_header_bytes)},
+        {"maxBodyBytes", SizeField(c.max_body_bytes)},
+    };
+  }
+
+  std::vector<Field> UpstreamFields() {
+    UpstreamConfig& c = config_.upstream;
+    return {
+        {"streamUri", StringField(c.stream_uri)},
+        {"baseUri", StringField(c.base_uri)},
+        {"eventsUri", StringField(c.events_uri)},
+        {"connectTimeout", DurationField(c.connect_timeout)},
+        {"readTimeout", DurationField(c.read_timeout)},
+        {"initialReconnectDelay", DurationField(c.initial_reconnect_delay)},
+        {"maxReconnectDelay", DurationField(c.max_reconnect_delay)},
+    };
+  }
+
+  std::vector<Field> StreamsFields() {
+    StreamsConfig& c = config_.streams;
+    return {
+        {"heartbeatInterval", DurationField(c.heartbeat_interval)},
+        {"maxQueueEvents", CountField(c.max_queue_events)},
+        {"maxQueueBytes", SizeField(c.max_queue_bytes)},
+        {"writeTimeout", DurationField(c.write_timeout)},
+        {"maxConnectionTime", DurationField(c.max_connection_time)},
+    };
+  }
+
+  std::vector<Field> CacheFields() {
+    CacheConfig& c = config_.cache;
+    return {
+        {"dir", StringField(c.dir)},
+        {"mapSize", SizeField(c.map_size_bytes)},
+    };
+  }
+
+  std::vector<Field> MetricsFields() {
+    MetricsConfig& c = config_.metrics;
+    return {
+        {"host", StringField(c.host)},
+        {"port", PortField(c.port, 0)},
+    };
+  }
+
+  // Valid only until the next environment is added (the vector may reallocate).
+  std::vector<Field> EnvironmentFields(EnvironmentConfig& e) {
+    return {
+        {"sdkKey", SecretField(e.sdk_key)},
+        {"mobileKey",
+         [this, &e](const std::string& path, const YAML::Node& node) {
+           if (auto text = ScalarText(path, node)) e.mobile_key = KeepSecret(std::move(*text));
+         }},
+        {"envId", StringField(e.env_id)},
+        {"dataFile", StringField(e.data_file)},
+        {"dataFilePollInterval", DurationField(e.data_file_poll_interval)},
+    };
+  }
+
+  Handler Section(std::vector<Field> (Loader::*fields)()) {
+    return [this, fields](const std::string& path, const YAML::Node& node) {
+      ParseMap(node, path, (this->*fields)());
+    };
+  }
+  Handler StringField(std::string& out) {
+    return [this, &out](const std::string& path, const YAML::Node& node) {
+      if (auto text = ScalarText(path, node)) out = std::move(*text);
+    };
+  }
+  Handler SecretField(Secret& out) {
+    return [this, &out](const std::string& path, const YAML::Node& node) {
+      if (auto text = ScalarText(path, node)) out = KeepSecret(std::move(*text));
+    };
+  }
+  Handler DurationField(Duration& out) {
+    return [this, &out](const std::string& path, const YAML::Node& node) {
+      if (auto text = ScalarText(path, node)) SetDuration(path, *text, out);
+    };
+  }
+  Handler SizeField(std::size_t& out) {
+    return [this, &out](const std::string& path, const YAML::Node& node) {
+      if (auto text = ScalarText(path, node)) SetSize(path, *text, out);
+    };
+  }
+  Handler CountField(std::size_t& out) {
+    return [this, &out](const std::string& path, const YAML::Node& node) {
+      if (auto text = ScalarText(path, node)) SetCount(path, *text, out);
+    };
+  }
+  Handler PortField(std::uint16_t& out, unsigned min_port) {
+    return [this, &out, min_port](const std::string& path, const YAML::Node& node) {
+      if (auto text = ScalarText(path, node)) SetPort(path, *text, out, min_port);
+    };
+  }
+
+  // Walks one mapping: each key must be known and appear once. An empty value (`key:`) counts as
+  // omitted, so the default stays.
+  void ParseMap(const YAML::Node& node, const std::string& path, const std::vector<Field>& fields) {
+    if (node.IsNull()) return;
+    if (!node.IsMap()) {
+      Error(path, "expected a mapping, got " + std::string(KindName(node)));
+      return;
+    }
+    std::vector<std::string> seen;
+    for (const auto& entry : node) {
+      // By value: yaml-cpp's iterator hands out a temporary pair, so `it->first` would dangle.
+      const YAML::Node key_node = entry.first;
+      const YAML::Node value = entry.second;
+      if (!key_node.IsScalar()) {
+        Report(Origin{At(key_node.Mark())}, path,
+               "keys must be plain names, not " + std::string(KindName(key_node)));
+        continue;
+      }
+      const std::string key = key_node.Scalar();
+      const std::string full = path.empty() ? key : path + "." + key;
+      if (std::find(seen.begin(), seen.end(), key) != seen.end()) {
+        Report(Origin{At(key_node.Mark())}, full, "duplicate key");
+        continue;
+      }
+      seen.push_back(key);
+      const auto field =
+          std::find_if(fields.begin(), fields.end(), [&](const Field& f) { return f.key == key; });
+      if (field == fields.end()) {
+        std::vector<std::string_view> names;
+        for (const Field& f : fields) names.push_back(f.key);
+        std::string message = "unknown key";
+        if (auto suggestion = Suggest(key, names)) {
+          message += " (did you mean " + Quote(*suggestion) + "?)";
+        }
+        Report(Origin{At(key_node.Mark())}, full, message);
+        continue;
+      }
+      origins_[full] = Origin{At(key_node.Mark())};
+      if (!value.IsNull()) field->handle(full, value);
+    }
+  }
+
+  void ParseEnvironments(const std::string& path, const YAML::Node& node) {
+    if (!node.IsMap()) {
+      Error(path, "expected a mapping of environment names, got " + std::string(KindName(node)));
+      return;
+    }
+    for (const auto& entry : node) {
+      const YAML::Node key_node = entry.first;
+      if (!key_node.IsScalar()) {
+        Report(Origin{At(key_node.Mark())}, path,
+               "environment names must be plain names, not " + std::string(KindName(key_node)));
+        continue;
+      }
+      const std::string name = key_node.Scalar();
+      const std::string full = path + "." + name;
+      if (FindEnvironment(name) != nullptr) {
+        Report(Origin{At(key_node.Mark())}, full, "duplicate environment");
+        continue;
+      }
+      origins_[full] = Origin{At(key_node.Mark())};
+      EnvironmentConfig& environment = config_.environments.emplace_back();
+      environment.name = name;
+      ParseMap(entry.second, full, EnvironmentFields(environment));
+    }
+  }
+
+  // The scalar at `node` with `${VAR}` expanded; nullopt (and an error) for anything else.
+  std::optional<std::string> ScalarText(const std::string& path, const YAML::Node& node) {
+    if (!node.IsScalar()) {
+      Error(path, "expected a single value, got " + std::string(KindName(node)));
+      unparsed_.insert(path);
+      return std::nullopt;
+    }
+    detail::Expansion expansion = detail::Expand(node.Scalar(), env_);
+    for (const std::string& message : expansion.errors) Error(path, message);
+    if (!expansion.errors.empty()) {
+      unparsed_.insert(path);
+      return std::nullopt;
+    }
+    return std::move(expansion.value);
+  }
+
+  // ---- typed values --------------------------------------------------------------------------
+
+  Secret KeepSecret(std::string value) {
+    secrets_.push_back(value);
+    return Secret(std::move(value));
+  }
+
+  void SetDuration(const std::string& path, std::string_view text, Duration& out) {
+    if (auto duration = ParseDuration(text)) {
+      out = *duration;
+    } else if (IsAllDigits(text)) {
+      Error(path, "duration needs a unit, e.g. 30s");
+    } else {
+      Error(path, "invalid duration " + Quote(text) + " (e.g. 500ms, 30s, 1m30s, 2h)");
+    }
+  }
+
+  void SetSize(const std::string& path, std::string_view text, std::size_t& out) {
+    if (auto size = ParseSize(text)) {
+      out = *size;
+    } else {
+      Error(path, "invalid size " + Quote(text) + " (bytes, or e.g. 64KiB, 8MiB, 1GiB, 10MB)");
+    }
+  }
+
+  bool SetCount(const std::string& path, std::string_view text, std::size_t& out) {
+    std::size_t value = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (!IsAllDigits(text) || ec != std::errc() || end != text.data() + text.size()) {
+      Error(path, "expected a whole number, got " + Quote(text));
+      return false;
+    }
+    out = value;
+    return true;
+  }
+
+  void SetPort(const std::string& path, std::string_view text, std::uint16_t& out,
+               unsigned min_port) {
+    std::size_t value = 0;
+    if (!SetCount(path, text, value)) return;
+    if (value < min_port || value > 65535) {
+      Error(path, min_port == 0 ? "must be between 0 (off) and 65535"
+                                : "must be between " + std::to_string(min_port) + " and 65535");
+      return;
+    }
+    out = static_cast<std::uint16_t>(value);
+  }
+
+  void SetLogLevel(const std::string& path, std::string_view text) {
+    static constexpr std::pair<std::string_view, LogLevel> kLevels[] = {{"debug", LogLevel::kDebug},
+                                                                        {"info", LogLevel::kInfo},
+                                                                        {"warn", LogLevel::kWarn},
+                                                                        {"error", LogLevel::kError},
+                                                                        {"none", LogLevel::kNone}};
+    std::string lower;
+    for (char c : text) lower.push_back(ToLower(c));
+    for (const auto& [name, level] : kLevels) {
+      if (lower == name) {
+        config_.log_level = level;
+        return;
+      }
+    }
+    Error(path, "must be one of debug, info, warn, error, none; got " + Quote(text));
+  }
+
+  // ---- environment variables -----------------------------------------------------------------
+
+  // ld-relay's variables, for drop-in migration. EnvVars is sorted, so environments created here
+  // are appended in name order after the file's.
+  void ApplyEnvVars() {
+    for (const auto& [var, value] : env_) {
+      if (!var.starts_with(kEnvSdkKeyPrefix)) continue;
+      const std::string name = var.substr(kEnvSdkKeyPrefix.size());
+      if (!IsValidEnvironmentName(name)) {
+        Report(
+            Origin{var, true}, "",
+            Quote(name) + " is not a valid environment name " + "(letters, digits, '_', '.', '-')");
+        continue;
+      }
+      EnvironmentConfig* environment = FindEnvironment(name);
+      if (environment == nullptr) {
+        environment = &config_.environments.emplace_back();
+        environment->name = name;
+        origins_["environments." + name] = Origin{var, true};
+      }
+      environment->sdk_key = KeepSecret(value);
+      origins_["environments." + name + ".sdkKey"] = Origin{var, true};
+    }
+    for (const auto& [var, value] : env_) {
+      const bool mobile = var.starts_with(kEnvMobileKeyPrefix);
+      if (!mobile && !var.starts_with(kEnvClientSideIdPrefix)) continue;
+      const std::string name =
+          var.substr(mobile ? kEnvMobileKeyPrefix.size() : kEnvClientSideIdPrefix.size());
+      EnvironmentConfig* environment = FindEnvironment(name);
+      if (environment == nullptr) {
+        Report(Origin{var, true}, "",
+               "no environment " + Quote(name) + " (define it in the file or set LD_ENV_" + name +
+                   ")");
+        continue;
+      }
+      if (mobile) {
+        environment->mobile_key = KeepSecret(value);
+        origins_["environments." + name + ".mobileKey"] = Origin{var, true};
+      } else {
+        environment->env_id = value;
+        origins_["environments." + name + ".envId"] = Origin{var, true};
+      }
+    }
+    const std::pair<std::string_view, std::string*> kUris[] = {
+        {"STREAM_URI", &config_.upstream.stream_uri},
+        {"BASE_URI", &config_.upstream.base_uri},
+        {"EVENTS_URI", &config_.upstream.events_uri},
+    };
+    for (const auto& [var, target] : kUris) {
+      if (auto it = env_.find(std::string(var)); it != env_.end()) {
+        *target = it->second;
+        const std::string key(var == "STREAM_URI" ? "streamUri"
+                              : var == "BASE_URI" ? "baseUri"
+                                                  : "eventsUri");
+        origins_["upstream." + key] = Origin{std::string(var), true};
+      }
+    }
+    if (auto it = env_.find("PORT"); it != env_.end()) {
+      origins_["listen.port"] = Origin{"PORT", true};
+      SetPort("listen.port", it->second, config_.listen.port, 1);
+    }
+  }
+
+  EnvironmentConfig* FindEnvironment(std::string_view name) {
+    auto& environments = config_.environments;
+    const auto it = std::find_if(environments.begin(), environments.end(),
+                                 [&](const EnvironmentConfig& e) { return e.name == name; });
+    return it == environments.end() ? nullptr : &*it;
+  }
+
+  // ---- validation ----------------------------------------------------------------------------
+
+  void Validate() {
+    ValidateListen();
+    ValidateUpstream();
+    ValidateStreams();
+    if (config_.cache.map_size_bytes < kMinMapSize) Error("cache.mapSize", "must be at least 1MiB");
+    const MetricsConfig& metrics = config_.metrics;
+    if (metrics.port != 0 && metrics.port == config_.listen.port &&
+        (metrics.host.empty() || metrics.host == config_.listen.host)) {
+      Error("metrics.port", "must differ from listen.port (" + std::to_string(metrics.port) +
+                                "); use 0 to turn the metrics listener off");
+    }
+    ValidateEnvironments();
+  }
+
+  void ValidateListen() {
+    const ListenConfig& c = config_.listen;
+    if (c.host.empty()) Error("listen.host", "must not be empty");
+    if (c.max_connections < 1) Error("listen.maxConnections", "must be at least 1");
+    RequirePositive("listen.headerTimeout", c.header_timeout);
+    RequirePositive("listen.idleTimeout", c.idle_timeout);
+    if (c.max_header_bytes < kMinHeaderBytes)
+      Error("listen.maxHeaderBytes", "must be at least 1KiB");
+    if (c.max_body_bytes < 1) Error("listen.maxBodyBytes", "must be at least 1");
+  }
+
+  void ValidateUpstream() {
+    UpstreamConfig& c = config_.upstream;
+    NormalizeUri("upstream.streamUri", c.stream_uri);
+    NormalizeUri("upstream.baseUri", c.base_uri);
+    NormalizeUri("upstream.eventsUri", c.events_uri);
+    RequirePositive("upstream.connectTimeout", c.connect_timeout);
+    RequirePositive("upstream.readTimeout", c.read_timeout);
+    // Backoff doubles the delay, so zero would mean reconnecting in a tight loop forever.
+    RequirePositive("upstream.initialReconnectDelay", c.initial_reconnect_delay);
+    if (c.initial_reconnect_delay > c.max_reconnect_delay) {
+      Error("upstream.initialReconnectDelay", "must not exceed upstream.maxReconnectDelay (" +
+                                                  FormatDuration(c.initial_reconnect_delay) +
+                                                  " > " + FormatDuration(c.max_reconnect_delay) +
+                                                  ")");
+    }
+  }
+
+  void ValidateStreams() {
+    const StreamsConfig& c = config_.streams;
+    if (c.heartbeat_interval < kMinHeartbeat || c.heartbeat_interval > kMaxHeartbeat) {
+      Error("streams.heartbeatInterval",
+            "must be between 1s and 4m (SDKs drop a stream after 5 minutes of silence), got " +
+                FormatDuration(c.heartbeat_interval));
+    }
+    if (c.max_queue_events < 1) Error("streams.maxQueueEvents", "must be at least 1");
+    if (c.max_queue_bytes < kMinQueueBytes) Error("streams.maxQueueBytes", "must be at least 1KiB");
+    RequirePositive("streams.writeTimeout", c.write_timeout);
+  }
+
+  void ValidateEnvironments() {
+    if (config_.environments.empty()) {
+      Error("environments",
+            "at least one environment is required (in the file or as LD_ENV_<name>)");
+      return;
+    }
+    // Value → owning environment, to name both sides of a clash.
+    std::map<std::string, std::string> sdk_keys;
+    std::map<std::string, std::string> mobile_keys;
+    std::map<std::string, std::string> env_ids;
+    for (const EnvironmentConfig& e : config_.environments) {
+      const std::string base = "environments." + e.name;
+      if (!IsValidEnvironmentName(e.name)) {
+        Error(base, "invalid environment name " + Quote(e.name) +
+                        " (use letters, digits, '_', '.', '-')");
+      }
+      const std::string sdk_path = base + ".sdkKey";
+      if (unparsed_.count(sdk_path) != 0) {
+        // Already reported; "must not be empty" would only add noise.
+      } else if (origins_.count(sdk_path) == 0) {
+        Error(sdk_path, "required");
+      } else if (CheckKey(sdk_path, e.sdk_key)) {
+        CheckUnique(sdk_path, "SDK key", e.sdk_key.Reveal(), e.sdk_key.Masked(), e.name, sdk_keys);
+      }
+      if (e.mobile_key) {
+        const std::string mobile_path = base + ".mobileKey";
+        if (CheckKey(mobile_path, *e.mobile_key)) {
+          CheckUnique(mobile_path, "mobile key", e.mobile_key->Reveal(), e.mobile_key->Masked(),
+                      e.name, mobile_keys);
+        }
+      }
+      if (!e.env_id.empty()) {
+        const std::string id_path = base + ".envId";
+        if (HasWhitespace(e.env_id)) {
+          Error(id_path, "must not contain whitespace");
+        } else {
+          CheckUnique(id_path, "envId", e.env_id, Quote(e.env_id), e.name, env_ids);
+        }
+      }
+      if (!e.data_file.empty()) CheckReadable(base + ".dataFile", e.data_file);
+      RequirePositive(base + ".dataFilePollInterval", e.data_file_poll_interval);
+    }
+  }
+
+  bool CheckKey(const std::string& path, const Secret& key) {
+    if (key.empty()) {
+      Error(path, "must not be empty");
+      return false;
+    }
+    if (HasWhitespace(key.Reveal())) {
+      Error(path, "must not contain whitespace (" + key.Masked() + ")");
+      return false;
+    }
+    return true;
+  }
+
+  // `shown` is what may be printed: masked for secrets.
+  void CheckUnique(const std::string& path, std::string_view what, const std::string& value,
+                   const std::string& shown, const std::string& owner,
+                   std::map<std::string, std::string>& seen) {
+    const auto [it, inserted] = seen.emplace(value, owner);
+    if (!inserted) {
+      Error(path,
+            std::string(what) + " " + shown + " is also used by environment " + Quote(it->second));
+    }
+  }
+
+  void CheckReadable(const std::string& path, const std::string& file) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::file_status status = fs::status(file, ec);
+    if (ec) {
+      Error(path, "cannot read " + Quote(file) + ": " + ec.message());
+      return;
+    }
+    if (fs::is_directory(status)) {
+      Error(path, Quote(file) + " is a directory, not a file");
+      return;
+    }
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> handle(std::fopen(file.c_str(), "rb"),
+                                                           &std::fclose);
+    if (!handle) Error(path, "cannot read " + Quote(file) + ": " + ErrnoMessage(errno));
+  }
+
+  void NormalizeUri(const std::string& path, std::string& uri) {
+    std::size_t scheme_end = 0;
+    if (uri.starts_with("https://")) {
+      scheme_end = 8;
+    } else if (uri.starts_with("http://")) {
+      scheme_end = 7;
+    } else {
+      Error(path, "must be an absolute http:// or https:// URI, got " + Quote(uri));
+      return;
+    }
+    if (HasWhitespace(uri)) {
+      Error(path, "must not contain whitespace");
+      return;
+    }
+    if (uri.find_first_of("?#") != std::string::npos) {
+      Error(path, "must not have a query or fragment, got " + Quote(uri));
+      return;
+    }
+    const std::string_view rest = std::string_view(uri).substr(scheme_end);
+    std::string_view host = rest.substr(0, rest.find('/'));
+    if (const std::size_t at = host.rfind('@'); at != std::string_view::npos) {
+      host.remove_prefix(at + 1);
+    }
+    host =
+        host.starts_with('[') ? host.substr(0, host.find(']') + 1) : host.substr(0, host.find(':'));
+    if (host.empty()) {
+      Error(path, "has no host: " + Quote(uri));
+      return;
+    }
+    // Paths are appended to these, so `https://x/` would produce `https://x//all`.
+    while (uri.size() > scheme_end && uri.back() == '/') uri.pop_back();
+  }
+
+  void RequirePositive(const std::string& path, Duration value) {
+    if (value <= Duration::zero()) Error(path, "must be greater than 0");
+  }
+
+  // ---- errors --------------------------------------------------------------------------------
+
+  std::string At(const YAML::Mark& mark) const {
+    if (mark.is_null()) return source_;
+    return source_ + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+  }
+
+  // An error about `path`, located where that key (or its nearest parent) was set.
+  void Error(const std::string& path, std::string_view message) {
+    std::string key = path;
+    while (true) {
+      if (const auto it = origins_.find(key); it != origins_.end()) {
+        Report(it->second, path, message);
+        return;
+      }
+      const std::size_t dot = key.rfind('.');
+      if (dot == std::string::npos) break;
+      key.resize(dot);
+    }
+    Report(Origin{source_}, path, message);
+  }
+
+  void Report(const Origin& origin, const std::string& path, std::string_view message) {
+    // The variable name says which key it sets, so env errors skip the dotted path.
+    std::string line = origin.from_env ? "env " + origin.where : origin.where;
+    if (!origin.from_env && !path.empty()) line += ": " + path;
+    line += ": ";
+    line += message;
+    errors_.push_back(std::move(line));
+  }
+
+  LoadResult Finish() {
+    // Last line of defence: no message may carry a whole key, whatever code path produced it.
+    for (const std::string& secret : secrets_) {
+      if (secret.size() < kMinScrubbedSecret) continue;
+      const std::string masked = Secret(secret).Masked();
+      for (std::string& error : errors_) {
+        for (std::size_t pos = error.find(secret); pos != std::string::npos;
+             pos = error.find(secret, pos + masked.size())) {
+          error.replace(pos, secret.size(), masked);
+        }
+      }
+    }
+    LoadResult result;
+    if (errors_.empty()) result.config = std::move(config_);
+    result.errors = std::move(errors_);
+    return result;
+  }
+
+  std::string source_;
+  const EnvVars& env_;
+  RelayConfig config_;
+  std::map<std::string, Origin> origins_;  // dotted key → where it was set
+  std::vector<std::string> errors_;
+  std::vector<std::string> secrets_;  // every raw key seen, to scrub from messages
+  std::set<std::string> unparsed_;    // keys whose value was rejected while parsing
+};
+
+}  // namespace
+
+LoadResult LoadString(std::string_view yaml, std::string_view source_name, const EnvVars& env) {
+  return Loader(source_name, env).Load(yaml);
+}
+
+LoadResult LoadFile(const std::string& path, const EnvVars& env) {
+  const auto unreadable = [&path](int err) {
+    LoadResult result;
+    result.errors.push_back(path + ": cannot read file: " + ErrnoMessage(err));
+    return result;
+  };
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
+                                                       &std::fclose);
+  if (!file) return unreadable(errno);
+  std::string text;
+  char buffer[1 << 14];
+  std::size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0) text.append(buffer, n);
+  if (std::ferror(file.get()) != 0) return unreadable(errno);
+  return LoadString(text, path, env);
+}
+
+}  // namespace flagrelay::config

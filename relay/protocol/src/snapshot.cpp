@@ -6,11 +6,9 @@
 
 namespace flagrelay::protocol {
 
-namespace {
-
-// A fast, stable 64-bit content hash (8 bytes per step); stable across builds and machines,
-// which std::hash is not. Collisions only cost a client one stale 304, and need ~2^32 versions.
-std::uint64_t ContentHash(std::string_view bytes) {
+// 8 bytes per step. As an ETag, a collision would cost a client one stale 304 and needs ~2^32
+// versions of one body.
+std::uint64_t StableHash64(std::string_view bytes) {
   constexpr std::uint64_t kMul = 0x9E3779B97F4A7C15ull;
   std::uint64_t h = 0xCBF29CE484222325ull ^ (bytes.size() * kMul);
   std::size_t i = 0;
@@ -26,6 +24,8 @@ std::uint64_t ContentHash(std::string_view bytes) {
   h ^= h >> 29;
   return h;
 }
+
+namespace {
 
 void AppendMap(std::string& out, const ItemSet& set) {
   out.push_back('{');
@@ -64,7 +64,7 @@ const SharedBytes& EncodedBody::Plain() const {
     auto body = std::make_shared<const std::string>(owner_.BuildBody(content_));
     char hex[24];
     std::snprintf(hex, sizeof hex, "%016llx",
-                  static_cast<unsigned long long>(ContentHash(*body)));
+                  static_cast<unsigned long long>(StableHash64(*body)));
     etag_ = "\"fr-" + std::string(hex) + "\"";
     plain_ = std::move(body);
   });

@@ -95,6 +95,10 @@ struct ChangeFrames {
 /// A patch (a live item) or a delete (a tombstone).
 [[nodiscard]] ChangeFrames EncodeChange(Kind kind, const Item& item);
 
+/// A fast 64-bit hash that is stable across builds and machines (unlike std::hash); not
+/// cryptographic.
+[[nodiscard]] std::uint64_t StableHash64(std::string_view bytes);
+
 /// gzip (RFC 1952) of `data`.
 [[nodiscard]] std::string GzipCompress(std::string_view data);
 /// Inflates a gzip or zlib body; nullopt on malformed input or when the output would exceed

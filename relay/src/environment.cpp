@@ -1,0 +1,369 @@
+#include "environment.hpp"
+
+#include <chrono>
+#include <cstdio>
+
+#include "log.hpp"
+
+namespace flagrelay::relay {
+
+namespace {
+
+using protocol::DataSource;
+using protocol::ItemPtr;
+using protocol::ItemSet;
+using protocol::Kind;
+
+// ld-relay's disconnectedStatusTime: a short interruption does not make an environment
+// "disconnected" in /status.
+constexpr std::int64_t kDisconnectedGraceMs = 60'000;
+
+metrics::DataSourceLabel Label(DataSource source) {
+  switch (source) {
+    case DataSource::kCache: return metrics::DataSourceLabel::kCache;
+    case DataSource::kFile: return metrics::DataSourceLabel::kFile;
+    case DataSource::kUpstream: return metrics::DataSourceLabel::kUpstream;
+    case DataSource::kNone: break;
+  }
+  return metrics::DataSourceLabel::kNone;
+}
+
+std::size_t ApproximateBytes(const ItemSet& set) {
+  std::size_t n = 0;
+  for (const ItemPtr& item : set.items()) {
+    if (!item->deleted) n += item->key.size() + item->json.size() + 4;
+  }
+  return n;
+}
+
+void AppendRecords(std::vector<cache::ItemRecord>& out, Kind kind, const ItemSet& set) {
+  for (const ItemPtr& item : set.items()) {
+    out.push_back({std::string(protocol::ToString(kind)), item->key, item->json});
+  }
+}
+
+}  // namespace
+
+std::string_view ToString(ConnectionState state) {
+  switch (state) {
+    case ConnectionState::kValid: return "VALID";
+    case ConnectionState::kInterrupted: return "INTERRUPTED";
+    case ConnectionState::kOff: return "OFF";
+    case ConnectionState::kInitializing: break;
+  }
+  return "INITIALIZING";
+}
+
+std::int64_t NowUnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Environment::Environment(config::EnvironmentConfig config, cache::Store* store,
+                         CommitQueue& commits, const metrics::EnvironmentMetrics& metrics)
+    : config_(std::move(config)),
+      store_(store),
+      commits_(commits),
+      metrics_(metrics),
+      state_since_unix_ms_(NowUnixMs()),
+      cache_state_(store ? "ok" : "disabled") {}
+
+std::string Environment::Fingerprint() const {
+  // Identifies the credential the cached data belongs to, without storing the key itself.
+  char hex[24];
+  std::snprintf(hex, sizeof hex, "%016llx",
+                static_cast<unsigned long long>(protocol::StableHash64(config_.sdk_key.Reveal())));
+  return std::string("sdk:") + hex;
+}
+
+protocol::SnapshotPtr Environment::MakeSnapshot(ItemSet flags, ItemSet segments,
+                                                DataSource source) const {
+  const std::uint64_t version = latest_ ? latest_->data_version() + 1 : 1;
+  return std::make_shared<const protocol::Snapshot>(std::move(flags), std::move(segments), version,
+                                                    source, NowUnixMs());
+}
+
+void Environment::LoadFromCache() {
+  if (store_ == nullptr) {
+    metrics_.cache_loads("disabled").Increment();
+    return;
+  }
+  const std::string component = "cache " + config_.name;
+  cache::LoadResult loaded = store_->Load(config_.name);
+  std::string outcome(cache::ToString(loaded.outcome));
+  std::string problem = loaded.detail;
+  if (loaded.outcome == cache::LoadOutcome::kLoaded && loaded.snapshot->meta.fingerprint != Fingerprint()) {
+    outcome = "mismatch";
+    problem = "cached data belongs to a different SDK key; ignored";
+  }
+  std::vector<ItemPtr> flags, segments;
+  if (outcome == "loaded") {
+    for (const cache::ItemRecord& record : loaded.snapshot->items) {
+      const auto kind = protocol::KindFromString(record.kind);
+      auto item = protocol::ParseItem(record.key, record.json);
+      if (!kind || !item) {
+        outcome = "corrupt";
+        problem = "record " + record.kind + "/" + record.key + " does not parse" +
+                  (item ? std::string() : ": " + item.error().message);
+        break;
+      }
+      (*kind == Kind::kFlags ? flags : segments).push_back(std::move(*item));
+    }
+  }
+  metrics_.cache_loads(outcome).Increment();
+  {
+    std::lock_guard lock(mutex_);
+    cache_load_ = outcome;
+    cache_error_ = problem;
+  }
+  if (outcome != "loaded") {
+    if (outcome == "missing") {
+      LogInfo(component, "no cached data; waiting for the data source");
+    } else {
+      LogWarn(component, "cached data not used (" + outcome + "): " + problem);
+    }
+    return;
+  }
+  const cache::EnvMeta& meta = loaded.snapshot->meta;
+  auto snapshot = std::make_shared<const protocol::Snapshot>(
+      ItemSet::FromUnsorted(std::move(flags)), ItemSet::FromUnsorted(std::move(segments)),
+      meta.data_version, DataSource::kCache, meta.saved_at_unix_ms);
+  LogInfo(component, "serving cached data: " + std::to_string(snapshot->flags().live_count()) +
+                         " flags, " + std::to_string(snapshot->segments().live_count()) +
+                         " segments, data version " + std::to_string(meta.data_version) +
+                         ", saved " + std::to_string((NowUnixMs() - meta.saved_at_unix_ms) / 1000) +
+                         " s ago");
+  std::lock_guard apply_lock(apply_mutex_);
+  latest_ = snapshot;
+  Publish(Change{snapshot, true, {}});
+}
+
+void Environment::ApplyUpstream(protocol::Message message) {
+  std::lock_guard lock(apply_mutex_);
+  const ItemSet empty;
+  const ItemSet& flags = latest_ ? latest_->flags() : empty;
+  const ItemSet& segments = latest_ ? latest_->segments() : empty;
+
+  if (auto* put = std::get_if<protocol::PutMessage>(&message)) {
+    metrics_.Updates(metrics::UpdateKind::kPut, metrics::UpdateResult::kApplied).Increment();
+    Submit(Change{MakeSnapshot(std::move(put->flags), std::move(put->segments), DataSource::kUpstream),
+                  true, {}});
+    return;
+  }
+  Kind kind;
+  ItemPtr item;
+  metrics::UpdateKind update_kind;
+  if (auto* patch = std::get_if<protocol::PatchMessage>(&message)) {
+    kind = patch->kind;
+    item = std::move(patch->item);
+    update_kind = metrics::UpdateKind::kPatch;
+  } else if (auto* del = std::get_if<protocol::DeleteMessage>(&message)) {
+    kind = del->kind;
+    item = protocol::MakeTombstone(del->key, del->version);
+    update_kind = metrics::UpdateKind::kDelete;
+  } else {
+    return;  // IgnoredMessage
+  }
+  if (!latest_) {
+    // Changes before the first put have nothing to apply to; the put that follows is complete.
+    metrics_.Updates(update_kind, metrics::UpdateResult::kStale).Increment();
+    return;
+  }
+  auto updated = (kind == Kind::kFlags ? flags : segments).WithNewer(item);
+  if (!updated) {
+    // SDKs would discard it too; not forwarding keeps every stream equal to our snapshot.
+    metrics_.Updates(update_kind, metrics::UpdateResult::kStale).Increment();
+    return;
+  }
+  metrics_.Updates(update_kind, metrics::UpdateResult::kApplied).Increment();
+  auto snapshot = kind == Kind::kFlags
+                      ? MakeSnapshot(std::move(*updated), segments, DataSource::kUpstream)
+                      : MakeSnapshot(flags, std::move(*updated), DataSource::kUpstream);
+  Submit(Change{std::move(snapshot), false, {{kind, std::move(item)}}});
+}
+
+void Environment::ApplyFile(protocol::PutMessage data) {
+  std::lock_guard lock(apply_mutex_);
+  if (!latest_) {
+    metrics_.Updates(metrics::UpdateKind::kPut, metrics::UpdateResult::kApplied).Increment();
+    Submit(Change{MakeSnapshot(std::move(data.flags), std::move(data.segments), DataSource::kFile),
+                  true, {}});
+    return;
+  }
+  Change change;
+  ItemSet result[2] = {latest_->flags(), latest_->segments()};
+  for (Kind kind : {Kind::kFlags, Kind::kSegments}) {
+    ItemSet& current = result[static_cast<int>(kind)];
+    const ItemSet& before = latest_->items(kind);
+    const ItemSet& wanted = kind == Kind::kFlags ? data.flags : data.segments;
+    auto apply = [&](ItemPtr item) {
+      auto updated = current.WithNewer(item);
+      if (updated) {
+        current = std::move(*updated);
+        change.items.emplace_back(kind, std::move(item));
+      }
+    };
+    for (const ItemPtr& item : wanted.items()) {
+      const protocol::Item* old = before.Find(item->key);
+      if (old == nullptr || item->version > old->version) {
+        if (old == nullptr || old->json != item->json) apply(item);
+        continue;
+      }
+      // The file's version is not above what SDKs have: compare content at the old version.
+      ItemPtr same_version = protocol::WithVersion(*item, old->version);
+      if (same_version->json != old->json) apply(protocol::WithVersion(*item, old->version + 1));
+    }
+    for (const ItemPtr& old : before.items()) {
+      if (!old->deleted && wanted.Find(old->key) == nullptr) {
+        apply(protocol::MakeTombstone(old->key, old->version + 1));
+      }
+    }
+  }
+  const bool source_changed = latest_->source() != DataSource::kFile;
+  if (change.items.empty() && !source_changed) return;
+  for (const auto& [kind, item] : change.items) {
+    metrics_.Updates(item->deleted ? metrics::UpdateKind::kDelete : metrics::UpdateKind::kPatch,
+                     metrics::UpdateResult::kApplied)
+        .Increment();
+  }
+  change.snapshot = MakeSnapshot(std::move(result[0]), std::move(result[1]), DataSource::kFile);
+  Submit(std::move(change));
+}
+
+void Environment::Submit(Change change) {
+  latest_ = change.snapshot;
+  if (store_ == nullptr) {
+    Publish(change);
+    return;
+  }
+  commits_.Submit([this, change = std::move(change)] {
+    Commit(change);
+    Publish(change);
+  });
+}
+
+void Environment::Commit(const Change& change) {
+  const protocol::Snapshot& snap = *change.snapshot;
+  cache::EnvMeta meta{snap.data_version(), snap.updated_at_unix_ms(), Fingerprint(),
+                      std::string(protocol::ToString(snap.source()))};
+  std::vector<cache::ItemRecord> records;
+  if (change.replace_all) {
+    records.reserve(snap.flags().items().size() + snap.segments().items().size());
+    AppendRecords(records, Kind::kFlags, snap.flags());
+    AppendRecords(records, Kind::kSegments, snap.segments());
+  } else {
+    for (const auto& [kind, item] : change.items) {
+      records.push_back({std::string(protocol::ToString(kind)), item->key, item->json});
+    }
+  }
+  const auto started = std::chrono::steady_clock::now();
+  const cache::CommitResult result = change.replace_all
+                                         ? store_->ReplaceAll(config_.name, meta, records)
+                                         : store_->Upsert(config_.name, meta, records);
+  metrics_.cache_commit_duration->Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  (result.ok ? metrics_.cache_commits_ok : metrics_.cache_commits_failed)->Increment();
+  metrics_.cache_healthy->Set(result.ok ? 1 : 0);
+
+  std::lock_guard lock(mutex_);
+  const bool was_ok = cache_state_ == "ok";
+  cache_state_ = result.ok ? "ok" : "failing";
+  if (!result.ok) {
+    cache_error_ = result.error;
+    // Serving goes on from memory; log transitions only, so a full disk doesn't flood the log.
+    if (was_ok) LogError("cache " + config_.name, "commit failed, serving from memory: " + result.error);
+  } else if (!was_ok) {
+    LogInfo("cache " + config_.name, "commits succeed again");
+  }
+}
+
+void Environment::Publish(const Change& change) {
+  const protocol::Snapshot& snap = *change.snapshot;
+  metrics_.last_update_timestamp->Set(static_cast<double>(snap.updated_at_unix_ms()) / 1000.0);
+  metrics_.snapshot_bytes->Set(
+      static_cast<double>(ApproximateBytes(snap.flags()) + ApproximateBytes(snap.segments()) + 26));
+  metrics_.snapshot_flags->Set(static_cast<double>(snap.flags().live_count()));
+  metrics_.snapshot_segments->Set(static_cast<double>(snap.segments().live_count()));
+  metrics_.SetDataSource(Label(snap.source()));
+
+  std::vector<protocol::ChangeFrames> frames;
+  frames.reserve(change.items.size());
+  for (const auto& [kind, item] : change.items) frames.push_back(protocol::EncodeChange(kind, *item));
+
+  std::lock_guard lock(mutex_);
+  current_.store(change.snapshot);
+  if (snap.source() == DataSource::kUpstream || snap.source() == DataSource::kFile) had_live_data_ = true;
+  std::erase_if(subscribers_, [&](const Subscription& entry) {
+    auto subscriber = entry.subscriber.lock();
+    if (!subscriber) return true;
+    if (change.replace_all) {
+      subscriber->Send(entry.kind == StreamKind::kAll ? snap.PutFrameAll() : snap.PutFrameFlags());
+      return false;
+    }
+    for (const auto& frame : frames) {
+      if (entry.kind == StreamKind::kAll) {
+        subscriber->Send(frame.all);
+      } else if (frame.flags) {
+        subscriber->Send(frame.flags);
+      }
+    }
+    return false;
+  });
+}
+
+void Environment::SetConnectionState(ConnectionState state, std::optional<ErrorInfo> error) {
+  std::lock_guard lock(mutex_);
+  if (error) last_error_ = std::move(error);
+  if (state == state_) return;
+  state_ = state;
+  state_since_unix_ms_ = NowUnixMs();
+  metrics_.upstream_connected->Set(state == ConnectionState::kValid ? 1 : 0);
+}
+
+void Environment::Subscribe(const std::shared_ptr<Subscriber>& subscriber, StreamKind kind) {
+  std::lock_guard lock(mutex_);
+  // Under mutex_, no Publish can run between reading the snapshot and registering: the stream
+  // gets exactly the changes after the put it starts with.
+  if (auto snap = current_.load()) {
+    subscriber->Send(kind == StreamKind::kAll ? snap->PutFrameAll() : snap->PutFrameFlags());
+  }
+  subscribers_.push_back({subscriber, kind});
+}
+
+void Environment::Heartbeat() {
+  static const auto kHeartbeat = std::make_shared<const std::string>(protocol::kSseHeartbeat);
+  std::lock_guard lock(mutex_);
+  std::erase_if(subscribers_, [](const Subscription& entry) {
+    auto subscriber = entry.subscriber.lock();
+    if (!subscriber) return true;
+    subscriber->Send(kHeartbeat);
+    return false;
+  });
+}
+
+void Environment::CloseSubscribers() {
+  std::lock_guard lock(mutex_);
+  for (const Subscription& entry : subscribers_) {
+    if (auto subscriber = entry.subscriber.lock()) subscriber->Close();
+  }
+  subscribers_.clear();
+}
+
+EnvironmentStatus Environment::Status() const {
+  EnvironmentStatus status;
+  status.snapshot = current_.load();
+  std::lock_guard lock(mutex_);
+  status.state = state_;
+  status.state_since_unix_ms = state_since_unix_ms_;
+  status.last_error = last_error_;
+  status.connected = had_live_data_ && state_ != ConnectionState::kOff &&
+                     (state_ == ConnectionState::kValid ||
+                      NowUnixMs() - state_since_unix_ms_ < kDisconnectedGraceMs);
+  status.cache_state = cache_state_;
+  status.cache_load = cache_load_;
+  status.cache_error = cache_error_;
+  return status;
+}
+
+}  // namespace flagrelay::relay

@@ -1,0 +1,144 @@
+#pragma once
+// One relay environment: the data it serves (an immutable snapshot, swapped atomically), the way
+// changes reach it (upstream messages, data-file reloads, the cache at start-up), and the SDK
+// streams subscribed to it.
+//
+// Update flow (DESIGN.md §1): a change is version-checked and turned into a new snapshot under
+// apply_mutex_, handed to the CommitQueue, committed to LMDB there, and only then published:
+// the snapshot swapped and the encoded frames handed to every subscriber. So no SDK ever sees data
+// that a crash would make the relay forget, and subscribers see changes in commit order.
+//
+// Thread safety: all public functions may be called from any thread. apply_mutex_ serializes
+// changes; mutex_ guards subscribers and status; readers load the snapshot without a lock.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "commit_queue.hpp"
+#include "flagrelay/cache/store.hpp"
+#include "flagrelay/config/config.hpp"
+#include "flagrelay/metrics/metrics.hpp"
+#include "flagrelay/protocol/data.hpp"
+#include "flagrelay/protocol/snapshot.hpp"
+#include "flagrelay/protocol/sse.hpp"
+
+namespace flagrelay::relay {
+
+enum class StreamKind { kAll, kFlags };
+
+/// An SDK stream as the environment sees it.
+class Subscriber {
+ public:
+  virtual ~Subscriber() = default;
+  /// Queues `frame`. Called with the environment's lock held: must not block and must not call
+  /// back into the environment.
+  virtual void Send(const protocol::SharedBytes& frame) = 0;
+  /// Ends the stream (shutdown). Same constraints as Send.
+  virtual void Close() = 0;
+};
+
+enum class ConnectionState { kInitializing, kValid, kInterrupted, kOff };
+[[nodiscard]] std::string_view ToString(ConnectionState state);
+
+struct ErrorInfo {
+  std::string kind;  // NETWORK_ERROR | ERROR_RESPONSE | INVALID_DATA | STORE_ERROR | UNKNOWN
+  int status_code = 0;
+  std::string message;
+  std::int64_t time_unix_ms = 0;
+};
+
+struct EnvironmentStatus {
+  ConnectionState state = ConnectionState::kInitializing;
+  std::int64_t state_since_unix_ms = 0;
+  std::optional<ErrorInfo> last_error;
+  bool connected = false;  // live data, and not interrupted for longer than the grace period
+  protocol::SnapshotPtr snapshot;
+  std::string cache_state;  // "ok" | "disabled" | "failing"
+  std::string cache_load;   // start-up outcome: loaded | missing | corrupt | ... | disabled
+  std::string cache_error;  // last cache problem, if any
+};
+
+[[nodiscard]] std::int64_t NowUnixMs();
+
+class Environment {
+ public:
+  /// `store` may be null (no cache). `metrics` must outlive the environment.
+  Environment(config::EnvironmentConfig config, cache::Store* store, CommitQueue& commits,
+              const metrics::EnvironmentMetrics& metrics);
+  Environment(const Environment&) = delete;
+  Environment& operator=(const Environment&) = delete;
+
+  [[nodiscard]] const config::EnvironmentConfig& config() const { return config_; }
+  [[nodiscard]] const metrics::EnvironmentMetrics& metrics() const { return metrics_; }
+
+  /// The data served now; null until the environment has any. Lock-free.
+  [[nodiscard]] protocol::SnapshotPtr snapshot() const { return current_.load(); }
+
+  /// Serves the cached snapshot, if the cache holds a valid one for this credential. Start-up
+  /// only, before any change is applied.
+  void LoadFromCache();
+
+  /// Applies an upstream `put`, `patch` or `delete` with the version rules.
+  void ApplyUpstream(protocol::Message message);
+  /// Makes the data equal to a data file's content. Changed items get a version above the one
+  /// SDKs have (even when the file did not bump it) so that SDKs accept them; the differences are
+  /// announced as patches and deletes.
+  void ApplyFile(protocol::PutMessage data);
+
+  void SetConnectionState(ConnectionState state, std::optional<ErrorInfo> error = std::nullopt);
+
+  /// Adds a stream. It first gets a `put` of the current data (nothing until there is data), then
+  /// every published change, in order, with nothing missed or repeated in between.
+  void Subscribe(const std::shared_ptr<Subscriber>& subscriber, StreamKind kind);
+  void Heartbeat();
+  void CloseSubscribers();
+
+  [[nodiscard]] EnvironmentStatus Status() const;
+
+ private:
+  struct Change {
+    protocol::SnapshotPtr snapshot;
+    bool replace_all = false;                    // a new `put` for subscribers, ReplaceAll in LMDB
+    std::vector<std::pair<protocol::Kind, protocol::ItemPtr>> items;  // changed items otherwise
+  };
+
+  // Requires apply_mutex_. Commits (on the commit thread) and then publishes.
+  void Submit(Change change);
+  void Commit(const Change& change);
+  void Publish(const Change& change);
+  [[nodiscard]] protocol::SnapshotPtr MakeSnapshot(protocol::ItemSet flags,
+                                                   protocol::ItemSet segments,
+                                                   protocol::DataSource source) const;
+  [[nodiscard]] std::string Fingerprint() const;
+
+  const config::EnvironmentConfig config_;
+  cache::Store* const store_;
+  CommitQueue& commits_;
+  const metrics::EnvironmentMetrics& metrics_;
+
+  std::atomic<protocol::SnapshotPtr> current_;
+
+  std::mutex apply_mutex_;
+  protocol::SnapshotPtr latest_;  // newest applied snapshot, committed or not (guarded by apply_mutex_)
+
+  mutable std::mutex mutex_;
+  struct Subscription {
+    std::weak_ptr<Subscriber> subscriber;
+    StreamKind kind;
+  };
+  std::vector<Subscription> subscribers_;
+  ConnectionState state_ = ConnectionState::kInitializing;
+  std::int64_t state_since_unix_ms_;
+  std::optional<ErrorInfo> last_error_;
+  bool had_live_data_ = false;
+  std::string cache_state_;
+  std::string cache_load_ = "disabled";
+  std::string cache_error_;
+};
+
+}  // namespace flagrelay::relay

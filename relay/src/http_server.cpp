@@ -1,0 +1,416 @@
+#include "http_server.hpp"
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <optional>
+#include <random>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "log.hpp"
+
+namespace flagrelay::relay {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+namespace {
+
+// What every session of one server shares.
+struct ServerShared {
+  ServerShared(std::string server_name, HttpServer::Handler request_handler,
+               const config::ListenConfig& listen, const config::StreamsConfig& stream_limits,
+               metrics::RelayMetrics& relay_metrics)
+      : name(std::move(server_name)), handler(std::move(request_handler)), limits(listen),
+        streams(stream_limits), metrics(relay_metrics) {}
+
+  std::string name;
+  HttpServer::Handler handler;
+  config::ListenConfig limits;
+  config::StreamsConfig streams;
+  metrics::RelayMetrics& metrics;
+  std::atomic<std::size_t> connections{0};
+};
+
+// Counts one open connection for the cap and the gauge; moves with the socket from the HTTP
+// session to the SSE session.
+class ConnectionSlot {
+ public:
+  explicit ConnectionSlot(std::shared_ptr<ServerShared> shared) : shared_(std::move(shared)) {
+    shared_->connections.fetch_add(1, std::memory_order_relaxed);
+    shared_->metrics.http_connections().Increment();
+  }
+  ConnectionSlot(ConnectionSlot&&) = default;
+  ConnectionSlot& operator=(ConnectionSlot&&) = delete;
+  ~ConnectionSlot() {
+    if (!shared_) return;
+    shared_->connections.fetch_sub(1, std::memory_order_relaxed);
+    shared_->metrics.http_connections().Decrement();
+  }
+  ServerShared& shared() const { return *shared_; }
+
+ private:
+  std::shared_ptr<ServerShared> shared_;
+};
+
+bool IsQuietError(const beast::error_code& ec) {
+  return ec == net::error::operation_aborted || ec == net::error::eof ||
+         ec == net::error::connection_reset || ec == net::error::broken_pipe ||
+         ec == beast::error::timeout || ec == http::error::end_of_stream;
+}
+
+// An SDK stream: a chunked text/event-stream response that lives until the client goes away, the
+// relay shuts down, or the client falls behind its queue bound.
+class SseSession final : public Subscriber, public std::enable_shared_from_this<SseSession> {
+ public:
+  SseSession(beast::tcp_stream stream, ConnectionSlot slot, Environment& env, StreamKind kind,
+             metrics::SdkKind sdk)
+      : stream_(std::move(stream)),
+        slot_(std::move(slot)),
+        env_(env),
+        kind_(kind),
+        sdk_index_(static_cast<std::size_t>(sdk)),
+        limits_(slot_.shared().streams),
+        lifetime_timer_(stream_.get_executor()) {
+    env_.metrics().streams[sdk_index_]->Increment();
+    env_.metrics().stream_connections[sdk_index_]->Increment();
+  }
+
+  ~SseSession() override { env_.metrics().streams[sdk_index_]->Decrement(); }
+
+  void Start(unsigned http_version) {
+    header_ = std::string(http_version == 10 ? "HTTP/1.0" : "HTTP/1.1") +
+              " 200 OK\r\n"
+              "Content-Type: text/event-stream; charset=utf-8\r\n"
+              "Cache-Control: no-cache, no-store, must-revalidate\r\n"
+              "Connection: keep-alive\r\n"
+              "Access-Control-Allow-Origin: *\r\n"
+              "X-Accel-Buffering: no\r\n" +
+              std::string(http_version == 10 ? "" : "Transfer-Encoding: chunked\r\n") + "\r\n";
+    chunked_ = http_version != 10;
+    beast::error_code ignored;
+    stream_.socket().set_option(tcp::no_delay(true), ignored);
+    if (limits_.max_connection_time.count() > 0) {
+      // Up to 20% jitter, so streams opened together (after a deploy) do not all reconnect
+      // together: the point of the limit is to rebalance connections, not to stampede.
+      std::uniform_real_distribution<double> jitter(0.8, 1.0);
+      std::mt19937 rng(std::random_device{}());
+      lifetime_timer_.expires_after(std::chrono::duration_cast<std::chrono::milliseconds>(
+          limits_.max_connection_time * jitter(rng)));
+      lifetime_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+        if (!ec) self->CloseNow();
+      });
+    }
+    DoReadSome();
+    writing_ = true;
+    stream_.expires_after(limits_.write_timeout);
+    net::async_write(stream_, net::buffer(header_),
+                     beast::bind_front_handler(&SseSession::OnWrite, shared_from_this(), 0));
+    env_.Subscribe(shared_from_this(), kind_);
+  }
+
+  void Send(const protocol::SharedBytes& frame) override {
+    net::post(stream_.get_executor(),
+              [self = shared_from_this(), frame] { self->Enqueue(frame); });
+  }
+
+  void Close() override {
+    net::post(stream_.get_executor(), [self = shared_from_this()] { self->CloseNow(); });
+  }
+
+ private:
+  void Enqueue(const protocol::SharedBytes& frame) {
+    if (closed_) return;
+    // A frame larger than the byte bound (a big `put`) is still accepted into an empty queue.
+    if (!queue_.empty() && (queue_.size() + 1 > limits_.max_queue_events ||
+                            queued_bytes_ + frame->size() > limits_.max_queue_bytes)) {
+      env_.metrics().slow_disconnects->Increment();
+      LogDebug("stream " + env_.config().name, "subscriber fell behind its queue bound; disconnecting");
+      CloseNow();
+      return;
+    }
+    queue_.push_back(frame);
+    queued_bytes_ += frame->size();
+    if (!writing_) DoWrite();
+  }
+
+  void DoWrite() {
+    // Gather everything queued (up to a bound) into one write: fewer syscalls under bursts.
+    constexpr std::size_t kMaxFramesPerWrite = 64;
+    const std::size_t count = std::min(queue_.size(), kMaxFramesPerWrite);
+    buffers_.clear();
+    chunk_headers_.resize(count);
+    for (std::size_t i = 0; i < count; ++i) {
+      const std::string& frame = *queue_[i];
+      if (chunked_) {
+        const int n = std::snprintf(chunk_headers_[i].data(), chunk_headers_[i].size(), "%zx\r\n",
+                                    frame.size());
+        buffers_.emplace_back(chunk_headers_[i].data(), static_cast<std::size_t>(n));
+      }
+      buffers_.emplace_back(frame.data(), frame.size());
+      if (chunked_) buffers_.emplace_back("\r\n", 2);
+    }
+    writing_ = true;
+    stream_.expires_after(limits_.write_timeout);
+    net::async_write(stream_, buffers_,
+                     beast::bind_front_handler(&SseSession::OnWrite, shared_from_this(), count));
+  }
+
+  void OnWrite(std::size_t frames, beast::error_code ec, std::size_t) {
+    writing_ = false;
+    if (ec) {
+      if (!IsQuietError(ec)) LogDebug("stream " + env_.config().name, "write failed: " + ec.message());
+      CloseNow();
+      return;
+    }
+    for (std::size_t i = 0; i < frames && !queue_.empty(); ++i) {
+      queued_bytes_ -= queue_.front()->size();
+      queue_.pop_front();
+    }
+    if (!closed_ && !queue_.empty()) DoWrite();
+  }
+
+  // Keeps a read pending so that a client that goes away is noticed at once, not at the next
+  // heartbeat. Whatever the client sends is discarded.
+  void DoReadSome() {
+    stream_.expires_never();
+    stream_.async_read_some(net::buffer(read_buffer_),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              if (ec) {
+                                self->CloseNow();
+                              } else {
+                                self->DoReadSome();
+                              }
+                            });
+  }
+
+  void CloseNow() {
+    if (closed_) return;
+    closed_ = true;
+    queue_.clear();
+    queued_bytes_ = 0;
+    lifetime_timer_.cancel();
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  ConnectionSlot slot_;
+  Environment& env_;
+  StreamKind kind_;
+  std::size_t sdk_index_;
+  const config::StreamsConfig& limits_;
+  net::steady_timer lifetime_timer_;
+  std::string header_;
+  bool chunked_ = true;
+  std::deque<protocol::SharedBytes> queue_;
+  std::size_t queued_bytes_ = 0;
+  bool writing_ = false;
+  bool closed_ = false;
+  std::vector<net::const_buffer> buffers_;
+  std::vector<std::array<char, 24>> chunk_headers_;
+  std::array<char, 512> read_buffer_{};
+};
+
+// One HTTP/1.1 connection: reads requests one at a time (pipelined requests wait in the bounded
+// buffer), answers each, and hands the socket to an SseSession when a request opens a stream.
+class HttpSession : public std::enable_shared_from_this<HttpSession> {
+ public:
+  HttpSession(tcp::socket socket, ConnectionSlot slot)
+      : stream_(std::move(socket)),
+        slot_(std::move(slot)),
+        limits_(slot_.shared().limits),
+        buffer_(limits_.max_header_bytes + 64 * 1024) {}
+
+  void Run() {
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&HttpSession::DoRead, shared_from_this()));
+  }
+
+ private:
+  void DoRead() {
+    if (buffer_.size() > 0) {
+      DoReadRequest();
+      return;
+    }
+    // Between requests, wait for the first byte with the (longer) idle timeout; the header
+    // timeout starts when a request begins, which is what stops slowloris clients.
+    stream_.expires_after(limits_.idle_timeout);
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              if (ec) return self->Close();
+                              self->buffer_.commit(n);
+                              self->DoReadRequest();
+                            });
+  }
+
+  void DoReadRequest() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
+    parser_->body_limit(limits_.max_body_bytes);
+    stream_.expires_after(limits_.header_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&HttpSession::OnRead, shared_from_this()));
+  }
+
+  void OnRead(beast::error_code ec, std::size_t) {
+    if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+      return Reject(431, "request header too large");
+    }
+    if (ec == http::error::body_limit) return Reject(413, "request body too large");
+    if (ec) {
+      if (IsQuietError(ec)) return Close();
+      return Reject(400, "malformed request: " + ec.message());
+    }
+    const auto& req = parser_->get();
+    HttpRequest request;
+    request.method = std::string_view(req.method_string().data(), req.method_string().size());
+    request.target = std::string_view(req.target().data(), req.target().size());
+    auto header = [&req](http::field field) {
+      auto it = req.find(field);
+      return it == req.end() ? std::string_view() : std::string_view(it->value().data(), it->value().size());
+    };
+    request.authorization = header(http::field::authorization);
+    request.if_none_match = header(http::field::if_none_match);
+    request.accept_encoding = header(http::field::accept_encoding);
+
+    HttpResponse response = slot_.shared().handler(request);
+    if (response.stream_env != nullptr) {
+      auto sse = std::make_shared<SseSession>(std::move(stream_), std::move(slot_),
+                                              *response.stream_env, response.stream_kind,
+                                              response.stream_sdk);
+      sse->Start(req.version());
+      return;
+    }
+    Write(std::move(response), req.keep_alive(), req.version());
+  }
+
+  void Reject(unsigned status, std::string message) {
+    HttpResponse response;
+    response.status = status;
+    response.content_type = "text/plain; charset=utf-8";
+    response.body = std::make_shared<const std::string>(std::move(message) + "\n");
+    Write(std::move(response), false, 11);
+  }
+
+  void Write(HttpResponse response, bool keep_alive, unsigned version) {
+    body_ = std::move(response.body);
+    res_ = {};
+    res_.version(version);
+    res_.result(response.status);
+    res_.set(http::field::server, "flagrelay");
+    if (!response.content_type.empty()) res_.set(http::field::content_type, response.content_type);
+    for (const auto& [name, value] : response.headers) res_.set(name, value);
+    if (body_) res_.body() = http::span_body<const char>::value_type(body_->data(), body_->size());
+    res_.keep_alive(keep_alive);
+    res_.prepare_payload();
+    stream_.expires_after(limits_.header_timeout);
+    http::async_write(stream_, res_,
+                      [self = shared_from_this(), keep_alive](beast::error_code ec, std::size_t) {
+                        if (ec || !keep_alive) return self->Close();
+                        self->body_.reset();
+                        self->DoRead();
+                      });
+  }
+
+  void Close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  ConnectionSlot slot_;
+  const config::ListenConfig& limits_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::response<http::span_body<const char>> res_;
+  protocol::SharedBytes body_;  // keeps the (possibly shared, cached) body alive while writing
+};
+
+}  // namespace
+
+struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
+  Impl(net::io_context& io_context, std::shared_ptr<ServerShared> server_shared)
+      : io(io_context), acceptor(net::make_strand(io_context)), retry_timer(acceptor.get_executor()),
+        shared(std::move(server_shared)) {}
+
+  void DoAccept() {
+    acceptor.async_accept(net::make_strand(io),
+                          beast::bind_front_handler(&Impl::OnAccept, shared_from_this()));
+  }
+
+  void OnAccept(beast::error_code ec, tcp::socket socket) {
+    if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+    if (ec) {
+      // Typically EMFILE: back off briefly instead of spinning on a failing accept.
+      LogWarn(shared->name, "accept failed: " + ec.message());
+      retry_timer.expires_after(std::chrono::milliseconds(100));
+      retry_timer.async_wait([self = shared_from_this()](beast::error_code wait_ec) {
+        if (!wait_ec) self->DoAccept();
+      });
+      return;
+    }
+    if (shared->connections.load(std::memory_order_relaxed) >= shared->limits.max_connections) {
+      shared->metrics.http_connections_rejected().Increment();
+      beast::error_code ignored;
+      socket.close(ignored);
+    } else {
+      std::make_shared<HttpSession>(std::move(socket), ConnectionSlot(shared))->Run();
+    }
+    DoAccept();
+  }
+
+  net::io_context& io;
+  tcp::acceptor acceptor;
+  net::steady_timer retry_timer;
+  std::shared_ptr<ServerShared> shared;
+};
+
+HttpServer::HttpServer(net::io_context& io, std::string name, Handler handler,
+                       const config::ListenConfig& limits, const config::StreamsConfig& streams,
+                       metrics::RelayMetrics& metrics)
+    : impl_(std::make_shared<Impl>(
+          io, std::make_shared<ServerShared>(std::move(name), std::move(handler), limits, streams,
+                                             metrics))) {}
+
+HttpServer::~HttpServer() = default;
+
+std::string HttpServer::Listen(const std::string& host, std::uint16_t port) {
+  beast::error_code ec;
+  const auto address = net::ip::make_address(host, ec);
+  if (ec) return "invalid listen address '" + host + "': " + ec.message();
+  const tcp::endpoint endpoint(address, port);
+  auto& acceptor = impl_->acceptor;
+  if (acceptor.open(endpoint.protocol(), ec); ec) return "open: " + ec.message();
+  acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (acceptor.bind(endpoint, ec); ec) {
+    return "cannot bind " + host + ":" + std::to_string(port) + ": " + ec.message();
+  }
+  if (acceptor.listen(net::socket_base::max_listen_connections, ec); ec) return "listen: " + ec.message();
+  impl_->DoAccept();
+  return {};
+}
+
+void HttpServer::Stop() {
+  net::post(impl_->acceptor.get_executor(), [impl = impl_] {
+    beast::error_code ignored;
+    impl->acceptor.close(ignored);
+    impl->retry_timer.cancel();
+  });
+}
+
+}  // namespace flagrelay::relay

@@ -1,0 +1,47 @@
+#pragma once
+// The downstream HTTP/1.1 server (Boost.Beast): accepts connections up to a cap, reads requests
+// within header/body/time bounds, answers through a Router handler, and turns requests that open
+// an SDK stream into SSE sessions with bounded per-subscriber queues.
+//
+// Beast and Asio stay inside http_server.cpp; this header only names io_context.
+//
+// Thread safety: Listen/Stop from the thread that owns the server; sessions run on per-connection
+// strands of the io_context.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "flagrelay/config/config.hpp"
+#include "flagrelay/metrics/metrics.hpp"
+#include "router.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace flagrelay::relay {
+
+class HttpServer {
+ public:
+  using Handler = std::function<HttpResponse(const HttpRequest&)>;
+
+  HttpServer(boost::asio::io_context& io, std::string name, Handler handler,
+             const config::ListenConfig& limits, const config::StreamsConfig& streams,
+             metrics::RelayMetrics& metrics);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  /// Binds and starts accepting. Returns an empty string on success, else what went wrong.
+  [[nodiscard]] std::string Listen(const std::string& host, std::uint16_t port);
+  /// Stops accepting; open connections finish on their own deadlines.
+  void Stop();
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace flagrelay::relay

@@ -1,0 +1,147 @@
+#include "flagrelay/relay/relay.hpp"
+
+#include <chrono>
+#include <csignal>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "environment.hpp"
+#include "flagrelay/cache/store.hpp"
+#include "flagrelay/metrics/metrics.hpp"
+#include "http_server.hpp"
+#include "log.hpp"
+#include "router.hpp"
+#include "sources.hpp"
+
+namespace flagrelay::relay {
+
+namespace net = boost::asio;
+
+std::string_view Version() { return FLAGRELAY_VERSION; }
+
+namespace {
+
+// Re-arms itself every heartbeat interval; SDKs drop a stream after 5 minutes of silence and
+// load balancers often much sooner.
+void ScheduleHeartbeat(net::steady_timer& timer, config::Duration interval,
+                       const std::vector<std::unique_ptr<Environment>>& environments) {
+  timer.expires_after(interval);
+  timer.async_wait([&timer, interval, &environments](boost::system::error_code ec) {
+    if (ec) return;
+    for (const auto& env : environments) env->Heartbeat();
+    ScheduleHeartbeat(timer, interval, environments);
+  });
+}
+
+std::unique_ptr<cache::Store> OpenCache(const config::CacheConfig& config) {
+  if (config.dir.empty()) {
+    LogWarn("cache", "cache.dir is not set: flag data will not survive a restart");
+    return nullptr;
+  }
+  std::string error, warning;
+  auto store = cache::Store::Open({config.dir, config.map_size_bytes}, &error, &warning);
+  if (!warning.empty()) LogWarn("cache", warning);
+  if (!store) {
+    LogError("cache", "cannot open the cache, running without it: " + error);
+    return nullptr;
+  }
+  LogInfo("cache", "using LMDB cache in " + config.dir);
+  return store;
+}
+
+}  // namespace
+
+int Run(const config::RelayConfig& config) {
+  SetLogLevel(config.log_level);
+  std::signal(SIGPIPE, SIG_IGN);
+  const unsigned threads =
+      config.threads > 0 ? config.threads : std::max(1u, std::thread::hardware_concurrency());
+  net::io_context io(static_cast<int>(threads));
+
+  metrics::RelayMetrics metrics(Version());
+  std::unique_ptr<cache::Store> store = OpenCache(config.cache);
+  CommitQueue commits;
+
+  std::vector<std::unique_ptr<Environment>> environments;
+  std::vector<Environment*> environment_ptrs;
+  for (const config::EnvironmentConfig& env_config : config.environments) {
+    environments.push_back(std::make_unique<Environment>(
+        env_config, store.get(), commits, metrics.AddEnvironment(env_config.name)));
+    environment_ptrs.push_back(environments.back().get());
+  }
+  // Serve what the cache holds before any data source answers (DESIGN.md §5).
+  for (const auto& env : environments) env->LoadFromCache();
+
+  metrics.OnScrape([&environments] {
+    const std::int64_t now = NowUnixMs();
+    for (const auto& env : environments) {
+      if (auto snap = env->snapshot()) {
+        env->metrics().data_age->Set(static_cast<double>(now - snap->updated_at_unix_ms()) / 1000.0);
+      }
+    }
+  });
+
+  const Router router(environment_ptrs, metrics, std::string(Version()));
+  HttpServer server(io, "http", [&router](const HttpRequest& r) { return router.Handle(r); },
+                    config.listen, config.streams, metrics);
+  if (std::string error = server.Listen(config.listen.host, config.listen.port); !error.empty()) {
+    LogError("http", error);
+    return 1;
+  }
+  LogInfo("http", "serving SDKs on " + config.listen.host + ":" + std::to_string(config.listen.port));
+
+  std::unique_ptr<HttpServer> metrics_server;
+  if (config.metrics.port != 0) {
+    const std::string host = config.metrics.host.empty() ? config.listen.host : config.metrics.host;
+    metrics_server = std::make_unique<HttpServer>(
+        io, "metrics", [&router](const HttpRequest& r) { return router.HandleMetrics(r); },
+        config.listen, config.streams, metrics);
+    if (std::string error = metrics_server->Listen(host, config.metrics.port); !error.empty()) {
+      LogError("metrics", error);
+      return 1;
+    }
+    LogInfo("metrics", "serving /metrics on " + host + ":" + std::to_string(config.metrics.port));
+  }
+
+  std::vector<std::unique_ptr<DataSource>> sources;
+  const std::string user_agent = "flagrelay/" + std::string(Version());
+  for (const auto& env : environments) {
+    sources.push_back(env->config().data_file.empty()
+                          ? MakeUpstreamSource(io, *env, config.upstream, user_agent)
+                          : MakeFileSource(io, *env));
+    sources.back()->Start();
+  }
+
+  net::steady_timer heartbeat(io);
+  ScheduleHeartbeat(heartbeat, config.streams.heartbeat_interval, environments);
+
+  net::steady_timer grace(io);
+  net::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code ec, int signal) {
+    if (ec) return;
+    LogInfo("relay", std::string("received ") + (signal == SIGINT ? "SIGINT" : "SIGTERM") + ", shutting down");
+    server.Stop();
+    if (metrics_server) metrics_server->Stop();
+    for (const auto& source : sources) source->Stop();
+    heartbeat.cancel();
+    for (const auto& env : environments) env->CloseSubscribers();
+    // Let closes and in-flight responses finish, then stop whatever is still waiting (idle
+    // keep-alive connections would otherwise hold the process for their idle timeout).
+    grace.expires_after(std::chrono::milliseconds(200));
+    grace.async_wait([&io](boost::system::error_code) { io.stop(); });
+  });
+
+  std::vector<std::thread> workers;
+  for (unsigned i = 1; i < threads; ++i) workers.emplace_back([&io] { io.run(); });
+  io.run();
+  for (auto& worker : workers) worker.join();
+  commits.Stop();  // every change already applied is committed before the process exits
+  LogInfo("relay", "stopped");
+  return 0;
+}
+
+}  // namespace flagrelay::relay

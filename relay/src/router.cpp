@@ -1,0 +1,375 @@
+#include "router.hpp"
+
+#include <algorithm>
+
+namespace flagrelay::relay {
+
+namespace {
+
+using RouteId = Router::RouteId;
+
+struct RouteDef {
+  RouteId id;
+  std::string_view method;
+  std::string_view path;  // without the trailing "/{key}"
+  bool has_key;
+  std::string_view label;  // the `route` metrics label
+};
+
+constexpr RouteDef kRoutes[] = {
+    {RouteId::kStatus, "GET", "/status", false, "/status"},
+    {RouteId::kHealthz, "GET", "/healthz", false, "/healthz"},
+    {RouteId::kReadyz, "GET", "/readyz", false, "/readyz"},
+    {RouteId::kStreamAll, "GET", "/all", false, "/all"},
+    {RouteId::kStreamFlags, "GET", "/flags", false, "/flags"},
+    {RouteId::kLatestAll, "GET", "/sdk/latest-all", false, "/sdk/latest-all"},
+    {RouteId::kLatestFlags, "GET", "/sdk/latest-flags", false, "/sdk/latest-flags"},
+    {RouteId::kLatestFlag, "GET", "/sdk/latest-flags", true, "/sdk/latest-flags/{key}"},
+    {RouteId::kLatestSegments, "GET", "/sdk/latest-segments", false, "/sdk/latest-segments"},
+    {RouteId::kLatestSegment, "GET", "/sdk/latest-segments", true, "/sdk/latest-segments/{key}"},
+    {RouteId::kPhpFlags, "GET", "/sdk/flags", false, "/sdk/flags"},
+    {RouteId::kPhpFlag, "GET", "/sdk/flags", true, "/sdk/flags/{key}"},
+    {RouteId::kPhpSegment, "GET", "/sdk/segments", true, "/sdk/segments/{key}"},
+};
+
+constexpr std::string_view kStatusClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+
+protocol::SharedBytes Bytes(std::string text) {
+  return std::make_shared<const std::string>(std::move(text));
+}
+
+HttpResponse Text(unsigned status, std::string message) {
+  HttpResponse response;
+  response.status = status;
+  response.content_type = "text/plain; charset=utf-8";
+  response.body = Bytes(std::move(message) + "\n");
+  return response;
+}
+
+HttpResponse JsonMessage(unsigned status, std::string_view message) {
+  HttpResponse response;
+  response.status = status;
+  response.content_type = "application/json";
+  std::string body = "{\"message\":";
+  protocol::AppendJsonString(body, message);
+  body.push_back('}');
+  response.body = Bytes(std::move(body));
+  return response;
+}
+
+HttpResponse Unauthorized() {
+  return Text(401,
+              "Relay Proxy does not recognize the client credential (missing or invalid "
+              "Authorization header)");
+}
+
+HttpResponse NoDataYet() {
+  return JsonMessage(503, "environment has no flag data yet (waiting for the upstream or the data file)");
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Calls `each` for every comma-separated element of a header value.
+template <class F>
+void ForEachListElement(std::string_view value, F each) {
+  while (!value.empty()) {
+    const std::size_t comma = value.find(',');
+    each(Trim(value.substr(0, comma)));
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+}
+
+bool EtagMatches(std::string_view if_none_match, std::string_view etag, std::string_view gzip_etag) {
+  bool match = false;
+  ForEachListElement(if_none_match, [&](std::string_view tag) {
+    if (tag.starts_with("W/")) tag.remove_prefix(2);  // If-None-Match uses weak comparison
+    if (tag == "*" || tag == etag || tag == gzip_etag) match = true;
+  });
+  return match;
+}
+
+bool AcceptsGzip(std::string_view accept_encoding) {
+  bool accepted = false;
+  ForEachListElement(accept_encoding, [&](std::string_view coding) {
+    const std::size_t semi = coding.find(';');
+    if (Trim(coding.substr(0, semi)) != "gzip") return;
+    accepted = true;
+    if (semi != std::string_view::npos) {
+      std::string_view param = Trim(coding.substr(semi + 1));
+      if (param.starts_with("q=")) {
+        param.remove_prefix(2);
+        accepted = !(param == "0" || param == "0.0" || param == "0.00" || param == "0.000");
+      }
+    }
+  });
+  return accepted;
+}
+
+HttpResponse Polled(const protocol::EncodedBody& body, const HttpRequest& request) {
+  HttpResponse response;
+  response.content_type = "application/json";
+  const std::string& etag = body.ETag();
+  // The gzip representation is a different byte sequence, so it gets its own strong ETag.
+  const std::string gzip_etag = etag.substr(0, etag.size() - 1) + "-gz\"";
+  response.headers.emplace_back("Vary", "Accept-Encoding");
+  const bool gzip = AcceptsGzip(request.accept_encoding);
+  response.headers.emplace_back("ETag", gzip ? gzip_etag : etag);
+  if (!request.if_none_match.empty() && EtagMatches(request.if_none_match, etag, gzip_etag)) {
+    response.status = 304;
+    return response;
+  }
+  if (gzip) {
+    response.body = body.Gzip();
+    response.headers.emplace_back("Content-Encoding", "gzip");
+  } else {
+    response.body = body.Plain();
+  }
+  return response;
+}
+
+HttpResponse PolledItem(const protocol::Item* item, const HttpRequest& request) {
+  if (item == nullptr || item->deleted) {
+    HttpResponse response;
+    response.status = 404;
+    return response;
+  }
+  HttpResponse response;
+  response.content_type = "application/json";
+  // Within one key, the version identifies the content (data-file reloads bump it too).
+  std::string etag = "\"v" + std::to_string(item->version) + "\"";
+  if (!request.if_none_match.empty() && EtagMatches(request.if_none_match, etag, etag)) {
+    response.status = 304;
+  } else {
+    response.body = Bytes(item->json);
+  }
+  response.headers.emplace_back("ETag", std::move(etag));
+  return response;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string PercentDecode(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%' && i + 2 < in.size() + 0 && HexValue(in[i + 1]) >= 0 && HexValue(in[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(HexValue(in[i + 1]) * 16 + HexValue(in[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(in[i]);
+    }
+  }
+  return out;
+}
+
+void AppendField(std::string& out, std::string_view name, std::string_view value) {
+  protocol::AppendJsonString(out, name);
+  out.push_back(':');
+  protocol::AppendJsonString(out, value);
+  out.push_back(',');
+}
+
+void AppendNumber(std::string& out, std::string_view name, std::int64_t value) {
+  protocol::AppendJsonString(out, name);
+  out.push_back(':');
+  out += std::to_string(value);
+  out.push_back(',');
+}
+
+void CloseObject(std::string& out) {
+  if (out.back() == ',') out.pop_back();
+  out.push_back('}');
+}
+
+}  // namespace
+
+Router::Router(std::vector<Environment*> environments, metrics::RelayMetrics& metrics,
+               std::string version)
+    : environments_(std::move(environments)), metrics_(metrics), version_(std::move(version)) {
+  for (Environment* env : environments_) by_sdk_key_.emplace(env->config().sdk_key.Reveal(), env);
+  for (const RouteDef& route : kRoutes) {
+    for (std::size_t c = 0; c < std::size(kStatusClasses); ++c) {
+      requests_[static_cast<std::size_t>(route.id)][c] =
+          &metrics_.HttpRequests(route.label, route.method, kStatusClasses[c]);
+    }
+  }
+  for (std::size_t c = 0; c < std::size(kStatusClasses); ++c) {
+    requests_[static_cast<std::size_t>(RouteId::kUnmatched)][c] =
+        &metrics_.HttpRequests("unmatched", "other", kStatusClasses[c]);
+  }
+}
+
+Environment* Router::Authenticate(std::string_view authorization) const {
+  // ld-relay's rule: an optional `api_key ` prefix, then the whole value is the key.
+  if (authorization.starts_with("api_key ")) authorization.remove_prefix(8);
+  if (authorization.empty() || authorization.find(' ') != std::string_view::npos) return nullptr;
+  auto it = by_sdk_key_.find(std::string(authorization));
+  return it == by_sdk_key_.end() ? nullptr : it->second;
+}
+
+HttpResponse Router::Handle(const HttpRequest& request) const {
+  RouteId route = RouteId::kUnmatched;
+  HttpResponse response = Route(request, route);
+  const std::size_t status_class = std::min<std::size_t>(response.status / 100, 5) - 1;
+  requests_[static_cast<std::size_t>(route)][status_class]->Increment();
+  return response;
+}
+
+HttpResponse Router::Route(const HttpRequest& request, RouteId& route_id) const {
+  std::string_view path = request.target.substr(0, request.target.find('?'));
+  const RouteDef* matched = nullptr;
+  std::string key;
+  bool wrong_method = false;
+  for (const RouteDef& route : kRoutes) {
+    if (route.has_key) {
+      if (path.size() <= route.path.size() + 1 || !path.starts_with(route.path) ||
+          path[route.path.size()] != '/' ||
+          path.find('/', route.path.size() + 1) != std::string_view::npos) {
+        continue;
+      }
+    } else if (path != route.path) {
+      continue;
+    }
+    if (request.method != route.method) {
+      wrong_method = true;
+      continue;
+    }
+    matched = &route;
+    if (route.has_key) key = PercentDecode(path.substr(route.path.size() + 1));
+    break;
+  }
+  if (matched == nullptr) {
+    if (wrong_method) return Text(405, "method not allowed");
+    return Text(404, "not found");
+  }
+  route_id = matched->id;
+
+  switch (matched->id) {
+    case RouteId::kHealthz: {
+      HttpResponse response = JsonMessage(200, "ok");
+      return response;
+    }
+    case RouteId::kReadyz: return Ready();
+    case RouteId::kStatus: return Status();
+    default: break;
+  }
+
+  Environment* env = Authenticate(request.authorization);
+  if (env == nullptr) return Unauthorized();
+
+  if (matched->id == RouteId::kStreamAll || matched->id == RouteId::kStreamFlags) {
+    HttpResponse response;
+    response.stream_env = env;
+    response.stream_kind = matched->id == RouteId::kStreamAll ? StreamKind::kAll : StreamKind::kFlags;
+    response.stream_sdk = metrics::SdkKind::kServer;
+    return response;
+  }
+
+  const protocol::SnapshotPtr snapshot = env->snapshot();
+  if (!snapshot) return NoDataYet();
+  switch (matched->id) {
+    case RouteId::kLatestAll: return Polled(snapshot->AllData(), request);
+    case RouteId::kLatestFlags:
+    case RouteId::kPhpFlags: return Polled(snapshot->FlagsData(), request);
+    case RouteId::kLatestSegments: return Polled(snapshot->SegmentsData(), request);
+    case RouteId::kLatestFlag:
+    case RouteId::kPhpFlag: return PolledItem(snapshot->flags().Find(key), request);
+    case RouteId::kLatestSegment:
+    case RouteId::kPhpSegment: return PolledItem(snapshot->segments().Find(key), request);
+    default: break;
+  }
+  return Text(500, "unhandled route");
+}
+
+HttpResponse Router::Status() const {
+  // ld-relay's /status shape, plus what an operator needs to know: where the data comes from,
+  // how old it is, and whether the cache works.
+  std::string out = "{\"environments\":{";
+  bool healthy = true;
+  const std::int64_t now = NowUnixMs();
+  for (const Environment* env : environments_) {
+    const config::EnvironmentConfig& config = env->config();
+    const EnvironmentStatus status = env->Status();
+    healthy = healthy && status.connected;
+    protocol::AppendJsonString(out, config.name);
+    out += ":{";
+    AppendField(out, "sdkKey", config.sdk_key.Masked());
+    if (!config.env_id.empty()) AppendField(out, "envId", config.env_id);
+    if (config.mobile_key) AppendField(out, "mobileKey", config.mobile_key->Masked());
+    AppendField(out, "status", status.connected ? "connected" : "disconnected");
+    out += "\"connectionStatus\":{";
+    AppendField(out, "state", ToString(status.state));
+    AppendNumber(out, "stateSince", status.state_since_unix_ms);
+    if (status.last_error) {
+      out += "\"lastError\":{";
+      AppendField(out, "kind", status.last_error->kind);
+      if (status.last_error->status_code != 0) AppendNumber(out, "statusCode", status.last_error->status_code);
+      AppendField(out, "message", status.last_error->message);
+      AppendNumber(out, "time", status.last_error->time_unix_ms);
+      CloseObject(out);
+      out.push_back(',');
+    }
+    CloseObject(out);
+    out.push_back(',');
+    const protocol::SnapshotPtr& snap = status.snapshot;
+    AppendField(out, "dataSource", snap ? protocol::ToString(snap->source()) : "none");
+    AppendNumber(out, "dataVersion", snap ? static_cast<std::int64_t>(snap->data_version()) : 0);
+    if (snap) {
+      AppendNumber(out, "dataUpdatedAt", snap->updated_at_unix_ms());
+      AppendNumber(out, "dataAgeMs", now - snap->updated_at_unix_ms());
+    }
+    AppendNumber(out, "flagCount", snap ? static_cast<std::int64_t>(snap->flags().live_count()) : 0);
+    AppendNumber(out, "segmentCount", snap ? static_cast<std::int64_t>(snap->segments().live_count()) : 0);
+    out += "\"cache\":{";
+    AppendField(out, "state", status.cache_state);
+    AppendField(out, "load", status.cache_load);
+    if (!status.cache_error.empty()) AppendField(out, "lastError", status.cache_error);
+    CloseObject(out);
+    out.push_back(',');
+    if (!config.data_file.empty()) AppendField(out, "dataFile", config.data_file);
+    CloseObject(out);
+    out.push_back(',');
+  }
+  if (out.back() == ',') out.pop_back();
+  out += "},";
+  AppendField(out, "status", healthy ? "healthy" : "degraded");
+  AppendField(out, "version", version_);
+  CloseObject(out);
+
+  HttpResponse response;
+  response.content_type = "application/json";
+  response.headers.emplace_back("Cache-Control", "no-store");
+  response.body = Bytes(std::move(out));
+  return response;
+}
+
+HttpResponse Router::Ready() const {
+  std::string waiting;
+  for (const Environment* env : environments_) {
+    if (!env->snapshot()) waiting += (waiting.empty() ? "" : ", ") + env->config().name;
+  }
+  if (waiting.empty()) return JsonMessage(200, "ready");
+  return JsonMessage(503, "no flag data yet for: " + waiting);
+}
+
+HttpResponse Router::HandleMetrics(const HttpRequest& request) const {
+  std::string_view path = request.target.substr(0, request.target.find('?'));
+  if (path != "/metrics") return Text(404, "not found; metrics are at /metrics");
+  if (request.method != "GET") return Text(405, "method not allowed");
+  HttpResponse response;
+  response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  response.body = Bytes(metrics_.Serialize());
+  return response;
+}
+
+}  // namespace flagrelay::relay

@@ -1,0 +1,70 @@
+#pragma once
+// Maps an HTTP request to a response: route, credential, environment, and the polling, status
+// and health handlers. Beast-free on purpose (plain request/response structs), so it compiles
+// fast and is tested without sockets; http_server.cpp does the wire work and the SSE streaming.
+//
+// Thread safety: Handle is const and may run on any number of threads at once.
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "environment.hpp"
+#include "flagrelay/metrics/metrics.hpp"
+
+namespace flagrelay::relay {
+
+struct HttpRequest {
+  std::string_view method;
+  std::string_view target;  // path and query
+  std::string_view authorization;
+  std::string_view if_none_match;
+  std::string_view accept_encoding;
+};
+
+struct HttpResponse {
+  unsigned status = 200;
+  std::string content_type;
+  protocol::SharedBytes body;  // null = empty
+  std::vector<std::pair<std::string, std::string>> headers;
+  /// Set when the request opened an SDK stream: the server then keeps the connection and
+  /// subscribes it to this environment instead of writing `body`.
+  Environment* stream_env = nullptr;
+  StreamKind stream_kind = StreamKind::kAll;
+  metrics::SdkKind stream_sdk = metrics::SdkKind::kServer;
+};
+
+class Router {
+ public:
+  Router(std::vector<Environment*> environments, metrics::RelayMetrics& metrics,
+         std::string version);
+
+  [[nodiscard]] HttpResponse Handle(const HttpRequest& request) const;
+
+  /// The metrics listener's handler: `/metrics` only.
+  [[nodiscard]] HttpResponse HandleMetrics(const HttpRequest& request) const;
+
+  enum class RouteId {
+    kStatus, kHealthz, kReadyz, kStreamAll, kStreamFlags, kLatestAll, kLatestFlags, kLatestFlag,
+    kLatestSegments, kLatestSegment, kPhpFlags, kPhpFlag, kPhpSegment, kUnmatched, kCount
+  };
+
+ private:
+  HttpResponse Route(const HttpRequest& request, RouteId& route) const;
+  Environment* Authenticate(std::string_view authorization) const;
+  HttpResponse Status() const;
+  HttpResponse Ready() const;
+
+  std::vector<Environment*> environments_;
+  std::unordered_map<std::string, Environment*> by_sdk_key_;
+  metrics::RelayMetrics& metrics_;
+  std::string version_;
+  // flagrelay_http_requests_total, resolved per route and status class at construction.
+  std::array<std::array<prometheus::Counter*, 5>, static_cast<std::size_t>(RouteId::kCount)> requests_{};
+};
+
+}  // namespace flagrelay::relay

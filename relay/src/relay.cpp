@@ -60,7 +60,6 @@ int Run(const config::RelayConfig& config) {
   std::signal(SIGPIPE, SIG_IGN);
   const unsigned threads =
       config.threads > 0 ? config.threads : std::max(1u, std::thread::hardware_concurrency());
-  net::io_context io(static_cast<int>(threads));
 
   metrics::RelayMetrics metrics(Version());
   std::unique_ptr<cache::Store> store = OpenCache(config.cache);
@@ -86,6 +85,10 @@ int Run(const config::RelayConfig& config) {
   });
 
   const Router router(environment_ptrs, metrics, std::string(Version()));
+
+  // Declared after everything that pending handlers reference (environments, metrics, router):
+  // destroying the io_context destroys those handlers (and the sessions they keep alive) first.
+  net::io_context io(static_cast<int>(threads));
   HttpServer server(io, "http", [&router](const HttpRequest& r) { return router.Handle(r); },
                     config.listen, config.streams, metrics);
   if (std::string error = server.Listen(config.listen.host, config.listen.port); !error.empty()) {

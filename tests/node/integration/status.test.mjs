@@ -93,8 +93,11 @@ relayTest('/status: keys masked, per-environment state, counts and data source',
   assert.ok(interrupted.connectionStatus.stateSince >= prod.connectionStatus.stateSince, 'stateSince must move with the state');
   assert.equal(interrupted.flagCount, 3, 'data is kept while interrupted');
 
-  // Checked last so that a missing field does not hide the state checks above.
-  assert.ok('cacheState' in prod, `prod.cacheState missing from /status: ${JSON.stringify(prod)}`);
+  // Cache health: committed changes keep it "ok"; this relay started without a cache entry.
+  assert.equal(prod.cache?.state, 'ok', `prod.cache.state: ${JSON.stringify(prod)}`);
+  assert.equal(prod.cache?.load, 'missing', `prod.cache.load: ${JSON.stringify(prod)}`);
+  assert.ok(Number.isInteger(prod.dataAgeMs) && prod.dataAgeMs >= 0, `prod.dataAgeMs: ${JSON.stringify(prod)}`);
+  assert.equal(typeof interrupted.connectionStatus.lastError?.kind, 'string', 'the reason for INTERRUPTED is reported');
 });
 
 relayTest('/healthz and /readyz need no credentials', async (t, s) => {

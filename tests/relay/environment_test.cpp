@@ -1,0 +1,172 @@
+#include "environment.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "fakes.hpp"
+
+namespace flagrelay::relay {
+namespace {
+
+using testing::FakeStore;
+using testing::Flag;
+using testing::Put;
+using testing::RecordingSubscriber;
+
+config::EnvironmentConfig EnvConfig(std::string name = "prod") {
+  config::EnvironmentConfig env;
+  env.name = std::move(name);
+  env.sdk_key = config::Secret("sdk-11111111-2222-3333-4444-555555555555");
+  return env;
+}
+
+// Waits for the commit thread to have published (bounded; returns false on timeout).
+template <class Pred>
+bool Eventually(Pred pred) {
+  for (int i = 0; i < 2000; ++i) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return pred();
+}
+
+class EnvironmentTest : public ::testing::Test {
+ protected:
+  metrics::RelayMetrics metrics_{"test"};
+  FakeStore store_;
+  CommitQueue commits_;
+  const metrics::EnvironmentMetrics& env_metrics_ = metrics_.AddEnvironment("prod");
+};
+
+TEST_F(EnvironmentTest, StreamGetsPutThenOnlyAppliedChangesInOrder) {
+  Environment env(EnvConfig(), &store_, commits_, env_metrics_);
+  auto sub = std::make_shared<RecordingSubscriber>();
+  env.Subscribe(sub, StreamKind::kAll);
+  EXPECT_TRUE(sub->frames().empty()) << "no data yet: the stream stays silent";
+
+  env.ApplyUpstream(Put({Flag("a", 1)}));
+  env.ApplyUpstream(protocol::PatchMessage{protocol::Kind::kFlags, Flag("a", 2, false)});
+  env.ApplyUpstream(protocol::PatchMessage{protocol::Kind::kFlags, Flag("a", 2, true)});  // stale
+  env.ApplyUpstream(protocol::DeleteMessage{protocol::Kind::kFlags, "a", 3});
+  ASSERT_TRUE(Eventually([&] { return sub->frames().size() >= 3; }));
+  const auto frames = sub->frames();
+  ASSERT_EQ(frames.size(), 3u);
+  EXPECT_TRUE(frames[0].starts_with("event: put\n"));
+  EXPECT_NE(frames[1].find("\"version\":2"), std::string::npos);
+  EXPECT_NE(frames[1].find("[false,true]"), std::string::npos) << "the applied patch, not the stale one";
+  EXPECT_EQ(frames[2], "event: delete\ndata: {\"path\":\"/flags/a\",\"version\":3}\n\n");
+  ASSERT_TRUE(Eventually([&] { return env.snapshot()->data_version() == 3; }));
+  EXPECT_EQ(env.snapshot()->flags().live_count(), 0u);
+
+  const auto late = std::make_shared<RecordingSubscriber>();
+  env.Subscribe(late, StreamKind::kFlags);
+  ASSERT_EQ(late->frames().size(), 1u);
+  EXPECT_EQ(late->frames()[0], "event: put\ndata: {}\n\n") << "tombstones are never served";
+}
+
+TEST_F(EnvironmentTest, PublishesOnlyAfterTheCommit) {
+  Environment env(EnvConfig(), &store_, commits_, env_metrics_);
+  env.ApplyUpstream(Put({Flag("a", 1)}));
+  ASSERT_TRUE(Eventually([&] { return env.snapshot() != nullptr; }));
+  auto sub = std::make_shared<RecordingSubscriber>();
+  env.Subscribe(sub, StreamKind::kAll);
+
+  store_.Hold();
+  env.ApplyUpstream(protocol::PatchMessage{protocol::Kind::kFlags, Flag("a", 2)});
+  store_.WaitForBlockedCommit();  // the commit has started and cannot finish
+  EXPECT_EQ(sub->frames().size(), 1u) << "the patch must not reach SDKs before it is committed";
+  EXPECT_EQ(env.snapshot()->flags().Find("a")->version, 1u) << "nor be served by polling";
+
+  store_.Release();
+  ASSERT_TRUE(Eventually([&] { return sub->frames().size() == 2; }));
+  EXPECT_EQ(env.snapshot()->flags().Find("a")->version, 2u);
+  EXPECT_EQ(store_.commits(), 2);
+}
+
+TEST_F(EnvironmentTest, FailedCommitStillServesFromMemoryAndReports) {
+  Environment env(EnvConfig(), &store_, commits_, env_metrics_);
+  store_.FailCommits(true);
+  env.ApplyUpstream(Put({Flag("a", 1)}));
+  ASSERT_TRUE(Eventually([&] { return env.snapshot() != nullptr; }));
+  EXPECT_EQ(env.Status().cache_state, "failing");
+  EXPECT_EQ(env.Status().cache_error, "disk full (fake)");
+  EXPECT_EQ(env_metrics_.cache_healthy->Value(), 0);
+  store_.FailCommits(false);
+  env.ApplyUpstream(protocol::PatchMessage{protocol::Kind::kFlags, Flag("a", 2)});
+  ASSERT_TRUE(Eventually([&] { return env.Status().cache_state == "ok"; }));
+}
+
+TEST_F(EnvironmentTest, RestartServesCachedDataOfTheSameKeyOnly) {
+  {
+    Environment env(EnvConfig(), &store_, commits_, env_metrics_);
+    env.ApplyUpstream(Put({Flag("a", 4), Flag("b", 1)}));
+    env.ApplyUpstream(protocol::DeleteMessage{protocol::Kind::kFlags, "b", 2});
+    // Committed and published (the commit job touches the environment until it has published).
+    ASSERT_TRUE(Eventually([&] { return env.snapshot() && env.snapshot()->data_version() == 2; }));
+  }
+  Environment restarted(EnvConfig(), &store_, commits_, env_metrics_);
+  restarted.LoadFromCache();
+  auto snap = restarted.snapshot();
+  ASSERT_NE(snap, nullptr);
+  EXPECT_EQ(snap->source(), protocol::DataSource::kCache);
+  EXPECT_EQ(snap->data_version(), 2u);
+  EXPECT_EQ(snap->flags().Find("a")->version, 4u);
+  ASSERT_NE(snap->flags().Find("b"), nullptr);
+  EXPECT_TRUE(snap->flags().Find("b")->deleted) << "the tombstone survives the restart";
+  EXPECT_EQ(restarted.Status().cache_load, "loaded");
+
+  // The first upstream put replaces the cached data, and versions keep growing.
+  restarted.ApplyUpstream(Put({Flag("a", 5)}));
+  ASSERT_TRUE(Eventually([&] { return restarted.snapshot()->source() == protocol::DataSource::kUpstream; }));
+  EXPECT_EQ(restarted.snapshot()->data_version(), 3u);
+
+  store_.SetFingerprint("prod", "sdk:someone-else");
+  Environment other_key(EnvConfig(), &store_, commits_, env_metrics_);
+  other_key.LoadFromCache();
+  EXPECT_EQ(other_key.snapshot(), nullptr);
+  EXPECT_EQ(other_key.Status().cache_load, "mismatch");
+}
+
+TEST_F(EnvironmentTest, FileReloadAnnouncesDifferencesWithVersionsSdksAccept) {
+  Environment env(EnvConfig(), nullptr, commits_, env_metrics_);
+  env.ApplyFile(Put({Flag("same", 1), Flag("edited", 3), Flag("gone", 2)}));
+  auto sub = std::make_shared<RecordingSubscriber>();
+  env.Subscribe(sub, StreamKind::kAll);
+  ASSERT_EQ(sub->frames().size(), 1u);
+
+  // "edited" changes content without a version bump; "new" appears; "gone" disappears.
+  env.ApplyFile(Put({Flag("same", 1), Flag("edited", 3, false), Flag("new", 1)}));
+  auto frames = sub->frames();
+  ASSERT_EQ(frames.size(), 4u);
+  auto edited = env.snapshot()->flags().Find("edited");
+  EXPECT_EQ(edited->version, 4u) << "bumped above what SDKs hold";
+  EXPECT_NE(edited->json.find("\"version\":4"), std::string::npos);
+  EXPECT_NE(frames[1].find("/flags/edited"), std::string::npos);
+  EXPECT_NE(frames[2].find("/flags/new"), std::string::npos);
+  EXPECT_EQ(frames[3], "event: delete\ndata: {\"path\":\"/flags/gone\",\"version\":3}\n\n");
+
+  env.ApplyFile(Put({Flag("same", 1), Flag("edited", 3, false), Flag("new", 1)}));
+  EXPECT_EQ(sub->frames().size(), 4u) << "an unchanged file announces nothing";
+  env.ApplyFile(Put({Flag("same", 1), Flag("edited", 3, false), Flag("new", 1), Flag("gone", 1)}));
+  EXPECT_EQ(env.snapshot()->flags().Find("gone")->version, 4u) << "re-added above its tombstone";
+}
+
+TEST_F(EnvironmentTest, SubscribersGoneOrClosedAreDropped) {
+  Environment env(EnvConfig(), nullptr, commits_, env_metrics_);
+  auto kept = std::make_shared<RecordingSubscriber>();
+  env.Subscribe(kept, StreamKind::kAll);
+  {
+    auto gone = std::make_shared<RecordingSubscriber>();
+    env.Subscribe(gone, StreamKind::kAll);
+  }
+  env.Heartbeat();
+  ASSERT_EQ(kept->frames().size(), 1u);
+  EXPECT_EQ(kept->frames()[0], ":\n");
+  env.CloseSubscribers();
+  EXPECT_TRUE(kept->closed());
+}
+
+}  // namespace
+}  // namespace flagrelay::relay

@@ -277,7 +277,10 @@ class Loader {
         {"sdkKey", SecretField(e.sdk_key)},
         {"mobileKey",
          [this, &e](const std::string& path, const YAML::Node& node) {
-           if (auto text = ScalarText(path, node)) e.mobile_key = KeepSecret(std::move(*text));
+           // Empty (e.g. `${LD_MOBILE_KEY:-}` from an optional Secret) means "no mobile key".
+           if (auto text = ScalarText(path, node); text && !text->empty()) {
+             e.mobile_key = KeepSecret(std::move(*text));
+           }
          }},
         {"envId", StringField(e.env_id)},
         {"dataFile", StringField(e.data_file)},

@@ -317,7 +317,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (body_) res_.body() = http::span_body<const char>::value_type(body_->data(), body_->size());
     res_.keep_alive(keep_alive);
     res_.prepare_payload();
-    stream_.expires_after(limits_.header_timeout);
+    // A large body to a slow client may take a while; the stream write deadline is the bound.
+    stream_.expires_after(slot_.shared().streams.write_timeout);
     http::async_write(stream_, res_,
                       [self = shared_from_this(), keep_alive](beast::error_code ec, std::size_t) {
                         if (ec || !keep_alive) return self->Close();
@@ -391,9 +392,15 @@ HttpServer::~HttpServer() = default;
 
 std::string HttpServer::Listen(const std::string& host, std::uint16_t port) {
   beast::error_code ec;
-  const auto address = net::ip::make_address(host, ec);
-  if (ec) return "invalid listen address '" + host + "': " + ec.message();
-  const tcp::endpoint endpoint(address, port);
+  tcp::endpoint endpoint;
+  if (const auto address = net::ip::make_address(host, ec); !ec) {
+    endpoint = tcp::endpoint(address, port);
+  } else {  // a name such as "localhost": the first address it resolves to
+    tcp::resolver resolver(impl_->io);
+    const auto results = resolver.resolve(host, std::to_string(port), ec);
+    if (ec || results.empty()) return "cannot resolve listen host '" + host + "': " + ec.message();
+    endpoint = results.begin()->endpoint();
+  }
   auto& acceptor = impl_->acceptor;
   if (acceptor.open(endpoint.protocol(), ec); ec) return "open: " + ec.message();
   acceptor.set_option(net::socket_base::reuse_address(true), ec);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "log.hpp"
+
 namespace flagrelay::relay {
 
 namespace {
@@ -222,6 +224,14 @@ HttpResponse Router::Handle(const HttpRequest& request) const {
   HttpResponse response = Route(request, route);
   const std::size_t status_class = std::min<std::size_t>(response.status / 100, 5) - 1;
   requests_[static_cast<std::size_t>(route)][status_class]->Increment();
+  if (LogEnabled(config::LogLevel::kDebug)) {
+    // The credential as ld-relay logs it: its last five characters only.
+    const std::string_view auth = request.authorization;
+    LogDebug("http", std::string(request.method) + " " +
+                         std::string(request.target.substr(0, request.target.find('?'))) + " " +
+                         std::to_string(response.status) + " auth=*" +
+                         std::string(auth.substr(auth.size() > 5 ? auth.size() - 5 : auth.size())));
+  }
   return response;
 }
 

@@ -492,8 +492,10 @@ TEST(ConfigValidate, SdkKeyRules) {
   EXPECT_THAT(Load("environments:\n  prod:\n    sdkKey: \"sdk-1234 5678-abcdef\"\n").errors,
               ElementsAre(StartsWith(
                   "relay.yaml:3:5: environments.prod.sdkKey: must not contain whitespace")));
-  EXPECT_THAT(Load(kEnvs + "    mobileKey: \"\"\n").errors,
-              ElementsAre("relay.yaml:4:5: environments.prod.mobileKey: must not be empty"));
+  // An empty mobile key (an optional Secret expanded to "") means none, not an error.
+  const auto empty_mobile = Load(kEnvs + "    mobileKey: \"${NO_SUCH_MOBILE_KEY:-}\"\n");
+  ASSERT_TRUE(empty_mobile.ok());
+  EXPECT_FALSE(empty_mobile.config->environments[0].mobile_key.has_value());
 }
 
 TEST(ConfigValidate, EnvironmentNames) {

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { relayTest } from '../support/harness.mjs';
 import { runRelayCli, buildConfig, toYaml } from '../support/relay.mjs';
 import { KEYS, makeFlag, byKey } from '../support/flags.mjs';
@@ -134,4 +135,22 @@ relayTest('--check-config rejects YAML syntax errors and missing files (exit 1, 
   r = runRelayCli(['--check-config', path.join(dir, 'does-not-exist.yaml')]);
   assert.equal(r.code, 1, `missing file: exit code ${r.code}; stderr:\n${r.stderr}`);
   assert.notEqual(r.stderr.trim(), '', 'missing file: expected an error message on stderr');
+});
+
+relayTest('the bundled example configs are valid (with their secrets supplied by the environment)', async () => {
+  const examples = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../examples');
+  const repo = path.dirname(examples);
+  const env = { ...process.env, LD_SDK_KEY_PRODUCTION: 'sdk-prod-key-12345', LD_SDK_KEY_STAGING: 'sdk-stag-key-67890' };
+  for (const name of ['default.yaml', 'sidecar.yaml']) {
+    const r = spawnSync(process.env.FLAGRELAY_BIN ?? path.join(repo, 'build/relay/flagrelay'),
+      ['--check-config', path.join(examples, name)], { cwd: repo, env, encoding: 'utf8', timeout: 10000 });
+    assert.equal(r.status, 0, `${name}: exit ${r.status}, stderr: ${r.stderr}`);
+  }
+  // Without its secrets the sidecar example is rejected, naming the missing variable but no key.
+  const { LD_SDK_KEY_STAGING, ...missing } = env;
+  const r = spawnSync(process.env.FLAGRELAY_BIN ?? path.join(repo, 'build/relay/flagrelay'),
+    ['--check-config', path.join(examples, 'sidecar.yaml')], { cwd: repo, env: missing, encoding: 'utf8', timeout: 10000 });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /LD_SDK_KEY_STAGING/);
+  assert.doesNotMatch(r.stderr, /sdk-prod-key-12345/);
 });

@@ -1,0 +1,138 @@
+// Foundation figures (issue 2), printed as a table: idle RSS, cold start from the cache with the
+// upstream down, and upstream patch -> official Node SDK `update` latency.
+//
+//   node bench/foundation.mjs [--runs 5]        (after scripts/test or a build; uses build/relay/flagrelay
+//                                                or FLAGRELAY_BIN, and tests/node/node_modules)
+//
+// Everything runs on 127.0.0.1 with bounded counts and durations, and stops by itself.
+import fs from 'node:fs';
+import http from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { startFakeUpstream } from '../tests/node/support/fake-upstream.mjs';
+import { makeFlag } from '../tests/node/support/flags.mjs';
+import { startRelay, makeTempDir } from '../tests/node/support/relay.mjs';
+import { init } from '../tests/node/node_modules/@launchdarkly/node-server-sdk/dist/src/index.js';
+
+const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 5;
+const SDK_KEY = 'sdk-bench000-0000-0000-0000-000000000001';
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)];
+
+function flags(n) {
+  const out = {};
+  for (let i = 0; i < n; i++) {
+    const key = `flag-${String(i).padStart(5, '0')}`;
+    // Realistic weight: a rule with a clause and a few targets per flag (~700 bytes of JSON).
+    out[key] = makeFlag(key, 1, i % 2 === 0, {
+      targets: [{ values: [`user-${i}`, `user-${i + 1}`, `user-${i + 2}`], variation: 0 }],
+      rules: [{ id: `rule-${i}`, clauses: [{ contextKind: 'user', attribute: 'email', op: 'endsWith', values: ['@example.com'], negate: false }], variation: 0, trackEvents: false }],
+    });
+  }
+  return out;
+}
+
+function rssKiB(pid) {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
+}
+
+function get(url, headers) {
+  return new Promise((resolve) => {
+    const req = http.get(url, { headers, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    });
+    req.on('error', () => resolve(0));
+    req.setTimeout(1000, () => req.destroy());
+  });
+}
+
+async function idleRss() {
+  const up = await startFakeUpstream({ sdkKey: SDK_KEY, flags: flags(100) });
+  const relay = await startRelay({ upstreamUrl: up.url ?? `http://127.0.0.1:${up.port}`, logLevel: 'warn', metrics: false,
+    environments: { bench: { sdkKey: SDK_KEY } } });
+  try {
+    await sleep(2000);  // connected, put applied and committed, then idle
+    return rssKiB(relay.pid);
+  } finally {
+    await relay.terminate();
+    await up.close();
+  }
+}
+
+async function coldStartFromCache(flagCount) {
+  const dir = makeTempDir('flagrelay-bench-');
+  const up = await startFakeUpstream({ sdkKey: SDK_KEY, flags: flags(flagCount) });
+  const url = `http://127.0.0.1:${up.port}`;
+  const env = { bench: { sdkKey: SDK_KEY } };
+  const warm = await startRelay({ dir, upstreamUrl: url, logLevel: 'warn', metrics: false, environments: env });
+  for (let i = 0; i < 200; i++) {  // wait until the upstream put is committed and served
+    const status = await new Promise((resolve) => http.get(`${warm.url}/status`, (res) => {
+      let body = ''; res.on('data', (c) => { body += c; }); res.on('end', () => resolve(JSON.parse(body)));
+    }));
+    if (status.environments.bench.dataSource === 'upstream') break;
+    await sleep(50);
+  }
+  await warm.terminate();
+  await up.close();  // the upstream is down from here on
+
+  const results = [];
+  for (let r = 0; r < runs; r++) {
+    let t0 = 0;
+    const relay = await startRelay({ dir, port: warm.port, upstreamUrl: url, logLevel: 'warn', metrics: false, environments: env,
+      waitHealthy: false, onSpawn: () => { t0 = performance.now(); } });
+    try {
+      const deadline = t0 + 10000;
+      let ms = NaN;
+      while (performance.now() < deadline) {
+        if ((await get(`${relay.url}/sdk/latest-all`, { Authorization: SDK_KEY })) === 200) { ms = performance.now() - t0; break; }
+        await sleep(1);
+      }
+      results.push(ms);
+    } finally {
+      await relay.terminate();
+    }
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  return results;
+}
+
+async function sdkPatchLatency(patches) {
+  const all = flags(100);
+  const up = await startFakeUpstream({ sdkKey: SDK_KEY, flags: all });
+  const relay = await startRelay({ upstreamUrl: `http://127.0.0.1:${up.port}`, logLevel: 'warn', metrics: false,
+    environments: { bench: { sdkKey: SDK_KEY } } });
+  const quiet = { error() {}, warn() {}, info() {}, debug() {} };
+  const client = init(SDK_KEY, { streamUri: relay.url, baseUri: relay.url, eventsUri: relay.url, sendEvents: false,
+    diagnosticOptOut: true, logger: quiet });
+  const latencies = [];
+  try {
+    await client.waitForInitialization({ timeout: 10 });
+    for (let i = 0; i < patches; i++) {
+      const flag = { ...all['flag-00007'], version: 2 + i };
+      const seen = new Promise((resolve) => client.once('update:flag-00007', () => resolve(performance.now())));
+      const t0 = performance.now();
+      up.pushPatch(flag);
+      latencies.push((await Promise.race([seen, sleep(5000).then(() => NaN)])) - t0);
+    }
+  } finally {
+    client.close();
+    await relay.terminate();
+    await up.close();
+  }
+  return latencies;
+}
+
+const rss = [];
+for (let r = 0; r < runs; r++) rss.push(await idleRss());
+const cold = await coldStartFromCache(10000);
+const lat = await sdkPatchLatency(200);
+
+const fmt = (x) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
+console.log(`flagrelay foundation figures (${runs} runs each; medians; machine: ${(await import('node:os')).cpus().length} cores)`);
+console.log('| figure | median | spread |');
+console.log('|---|---|---|');
+console.log(`| idle RSS, 1 environment, 100 flags | ${(median(rss) / 1024).toFixed(1)} MiB | ${(Math.min(...rss) / 1024).toFixed(1)}–${(Math.max(...rss) / 1024).toFixed(1)} MiB |`);
+console.log(`| start → first /sdk/latest-all 200 from the cache, upstream down, 10,000 flags | ${fmt(median(cold))} ms | ${fmt(Math.min(...cold))}–${fmt(Math.max(...cold))} ms |`);
+console.log(`| upstream patch → Node SDK update event (200 patches, 100-flag env) | ${fmt(median(lat))} ms | p99 ${fmt(pct(lat, 99))} ms, max ${fmt(Math.max(...lat))} ms |`);

@@ -38,6 +38,14 @@ class Secret {
 
 enum class LogLevel { kDebug, kInfo, kWarn, kError, kNone };
 
+/// TLS material for an outbound connection (upstream.tls) or a listener (listen.tls).
+struct TlsConfig {
+  std::string ca_file;    // tls.caFile: extra trusted CAs (PEM), on top of the system store
+  std::string cert_file;  // tls.certFile: certificate chain (PEM); client cert upstream
+  std::string key_file;   // tls.keyFile: its private key (PEM)
+  std::string min_version = "1.2";  // tls.minVersion: "1.2" | "1.3"
+};
+
 struct ListenConfig {
   std::string host = "0.0.0.0";
   std::uint16_t port = 8030;
@@ -46,6 +54,22 @@ struct ListenConfig {
   Duration idle_timeout = std::chrono::seconds(60);    // listen.idleTimeout (keep-alive between requests)
   std::size_t max_header_bytes = 16 * 1024;   // listen.maxHeaderBytes
   std::size_t max_body_bytes = 1024 * 1024;   // listen.maxBodyBytes
+  /// listen.tls: serve HTTPS when cert_file and key_file are set (ca_file unused here).
+  std::optional<TlsConfig> tls;
+};
+
+struct PollingFallbackConfig {
+  bool enabled = false;                          // upstream.pollingFallback.enabled
+  Duration after = std::chrono::minutes(1);      // ...after: streaming failing this long
+  Duration interval = std::chrono::seconds(30);  // ...interval: between polls
+};
+
+struct ProxyConfig {
+  /// proxy.url (`http://[user:pass@]host:port`); else HTTPS_PROXY / HTTP_PROXY by the target's
+  /// scheme (either case). Empty = direct.
+  std::string url;
+  /// proxy.noProxy, else NO_PROXY: comma-separated hosts, `.domain` suffixes, `*`.
+  std::string no_proxy;
 };
 
 struct UpstreamConfig {
@@ -56,6 +80,29 @@ struct UpstreamConfig {
   Duration read_timeout = std::chrono::minutes(5);             // upstream.readTimeout
   Duration initial_reconnect_delay = std::chrono::seconds(1);  // upstream.initialReconnectDelay
   Duration max_reconnect_delay = std::chrono::seconds(30);     // upstream.maxReconnectDelay
+  Duration reconnect_reset_after = std::chrono::seconds(60);   // upstream.reconnectResetAfter
+  std::size_t max_event_bytes = 64ull << 20;                   // upstream.maxEventBytes
+  /// upstream.initTimeout: how long start-up waits for an environment's live data before serving
+  /// what it has (cache or nothing). A refused/failed first connection ends the wait early.
+  Duration init_timeout = std::chrono::seconds(10);
+  /// upstream.exitOnError: exit non-zero when an environment has no live data after initTimeout
+  /// or its key is rejected (401/403).
+  bool exit_on_error = false;
+  /// upstream.disconnectedStatusTime: how long a non-VALID state is tolerated before /status
+  /// says "disconnected".
+  Duration disconnected_status_time = std::chrono::minutes(1);
+  PollingFallbackConfig polling_fallback;                      // upstream.pollingFallback
+  TlsConfig tls;                                               // upstream.tls (caFile, certFile, keyFile, minVersion)
+};
+
+enum class ReadinessMode {
+  kData,  // ready when every environment has data (cache, file or upstream)
+  kLive,  // ready only when every environment is VALID with recent upstream activity
+};
+
+struct ReadinessConfig {
+  ReadinessMode mode = ReadinessMode::kData;        // readiness.mode: data | live
+  Duration max_silence = std::chrono::minutes(5);  // readiness.maxSilence (live mode)
 };
 
 struct StreamsConfig {
@@ -91,6 +138,8 @@ struct RelayConfig {
   StreamsConfig streams;
   CacheConfig cache;
   MetricsConfig metrics;
+  ProxyConfig proxy;
+  ReadinessConfig readiness;
   LogLevel log_level = LogLevel::kInfo;
   unsigned threads = 0;  // 0 = one per hardware thread
   std::vector<EnvironmentConfig> environments;  // in file order; names unique

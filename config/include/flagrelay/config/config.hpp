@@ -70,6 +70,10 @@ struct ProxyConfig {
   std::string url;
   /// proxy.noProxy, else NO_PROXY: comma-separated hosts, `.domain` suffixes, `*`.
   std::string no_proxy;
+  /// HTTPS_PROXY / https_proxy and HTTP_PROXY / http_proxy (upper case wins), used by target
+  /// scheme when `url` is empty. The loader is the one place that reads the environment.
+  std::string https_proxy_env;
+  std::string http_proxy_env;
 };
 
 struct UpstreamConfig {

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -19,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -31,11 +33,15 @@ namespace {
 constexpr std::size_t kMinHeaderBytes = 1024;
 constexpr std::size_t kMinQueueBytes = 1024;
 constexpr std::size_t kMinMapSize = std::size_t{1} << 20;
+constexpr std::size_t kMinEventBytes = 1024;
+constexpr Duration kMinPollingInterval = std::chrono::seconds(1);
 constexpr Duration kMinHeartbeat = std::chrono::seconds(1);
 // SDKs give up on a stream after 5 minutes without data; stay well inside that.
 constexpr Duration kMaxHeartbeat = std::chrono::minutes(4);
 // Shorter values are too likely to occur in ordinary text to scrub them from messages.
 constexpr std::size_t kMinScrubbedSecret = 6;
+// What a proxy password becomes in messages: entirely hidden, length included.
+constexpr std::string_view kMaskedPassword = "****";
 
 constexpr std::string_view kEnvSdkKeyPrefix = "LD_ENV_";
 constexpr std::string_view kEnvMobileKeyPrefix = "LD_MOBILE_KEY_";
@@ -142,6 +148,44 @@ std::string FormatDuration(Duration d) {
 
 std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 
+bool IsHexDigit(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+// Where a proxy URL's credentials sit: the user info is everything between `scheme://` (or the
+// start, when there is none) and the last '@'; the password follows its first ':'. Taking the
+// last '@' means a password with a raw '@', '/' or '#' is still found, so it is still masked.
+struct UserInfo {
+  std::size_t begin = 0;
+  std::size_t colon = std::string_view::npos;  // npos: a user name without password
+  std::size_t end = 0;                         // the '@'
+};
+
+std::optional<UserInfo> FindUserInfo(std::string_view url) {
+  const std::size_t scheme = url.find("://");
+  const std::size_t begin = scheme == std::string_view::npos ? 0 : scheme + 3;
+  const std::size_t at = url.rfind('@');
+  if (at == std::string_view::npos || at < begin) return std::nullopt;
+  UserInfo info{begin, url.substr(begin, at - begin).find(':'), at};
+  if (info.colon != std::string_view::npos) info.colon += begin;
+  return info;
+}
+
+// The URL as it may be printed: `http://user:****@proxy:3128`.
+std::string MaskProxyUrl(std::string_view url) {
+  const auto info = FindUserInfo(url);
+  if (!info || info->colon == std::string_view::npos) return std::string(url);
+  return std::string(url.substr(0, info->colon + 1)) + std::string(kMaskedPassword) +
+         std::string(url.substr(info->end));
+}
+
+bool IsValidPercentEncoding(std::string_view s) {
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') continue;
+    if (i + 2 >= s.size() || !IsHexDigit(s[i + 1]) || !IsHexDigit(s[i + 2])) return false;
+    i += 2;
+  }
+  return true;
+}
+
 std::string ErrnoMessage(int err) {
   return std::error_code(err, std::generic_category()).message();
 }
@@ -198,6 +242,8 @@ class Loader {
         {"streams", Section(&Loader::StreamsFields)},
         {"cache", Section(&Loader::CacheFields)},
         {"metrics", Section(&Loader::MetricsFields)},
+        {"proxy", Section(&Loader::ProxyFields)},
+        {"readiness", Section(&Loader::ReadinessFields)},
         {"logLevel",
          [this](const std::string& path, const YAML::Node& node) {
            if (auto text = ScalarText(path, node)) SetLogLevel(path, *text);
@@ -228,6 +274,15 @@ class Loader {
         {"idleTimeout", DurationField(c.idle_timeout)},
         {"maxHeaderBytes", SizeField(c.max_header_bytes)},
         {"maxBodyBytes", SizeField(c.max_body_bytes)},
+        {"tls",
+         [this](const std::string& path, const YAML::Node& node) {
+           if (!node.IsMap()) {
+             ParseMap(node, path, {});  // reports the wrong type
+             return;
+           }
+           // Present (even as `{}`) means "serve HTTPS"; validation then asks for the files.
+           ParseMap(node, path, TlsFields(config_.listen.tls.emplace(), /*listener=*/true));
+         }},
     };
   }
 
@@ -241,6 +296,92 @@ class Loader {
         {"readTimeout", DurationField(c.read_timeout)},
         {"initialReconnectDelay", DurationField(c.initial_reconnect_delay)},
         {"maxReconnectDelay", DurationField(c.max_reconnect_delay)},
+        {"reconnectResetAfter", DurationField(c.reconnect_reset_after)},
+        {"maxEventBytes", SizeField(c.max_event_bytes)},
+        {"initTimeout", DurationField(c.init_timeout)},
+        {"exitOnError", BoolField(c.exit_on_error)},
+        {"disconnectedStatusTime", DurationField(c.disconnected_status_time)},
+        {"pollingFallback", Section(&Loader::PollingFallbackFields)},
+        {"tls",
+         [this, &c](const std::string& path, const YAML::Node& node) {
+           ParseMap(node, path, TlsFields(c.tls, /*listener=*/false));
+         }},
+    };
+  }
+
+  std::vector<Field> PollingFallbackFields() {
+    PollingFallbackConfig& c = config_.upstream.polling_fallback;
+    return {
+        {"enabled", BoolField(c.enabled)},
+        {"after", DurationField(c.after)},
+        {"interval", DurationField(c.interval)},
+    };
+  }
+
+  // listen.tls and upstream.tls share the keys; a listener has no use for caFile (it does not
+  // ask clients for certificates), so there it is an error rather than silently ignored.
+  std::vector<Field> TlsFields(TlsConfig& c, bool listener) {
+    Handler ca_file = StringField(c.ca_file);
+    if (listener) {
+      ca_file = [this](const std::string& path, const YAML::Node&) {
+        Error(path,
+              "not allowed here: the listener does not verify client certificates (caFile "
+              "belongs under upstream.tls)");
+      };
+    }
+    return {
+        {"caFile", std::move(ca_file)},
+        {"certFile", StringField(c.cert_file)},
+        {"keyFile", StringField(c.key_file)},
+        {"minVersion",
+         [this, &c](const std::string& path, const YAML::Node& node) {
+           if (auto text = ScalarText(path, node)) {
+             if (*text == "1.2" || *text == "1.3") {
+               c.min_version = std::move(*text);
+             } else {
+               Error(path, "must be 1.2 or 1.3, got " + Quote(*text));
+             }
+           }
+         }},
+    };
+  }
+
+  std::vector<Field> ProxyFields() {
+    ProxyConfig& c = config_.proxy;
+    return {
+        {"url",
+         [this, &c](const std::string& path, const YAML::Node& node) {
+           if (auto text = ScalarText(path, node)) {
+             KeepProxyCredentials(*text);
+             c.url = std::move(*text);
+           }
+         }},
+        {"noProxy",
+         [this, &c](const std::string& path, const YAML::Node& node) {
+           if (auto text = ScalarText(path, node)) {
+             c.no_proxy = std::move(*text);
+             no_proxy_from_file_ = true;
+           }
+         }},
+    };
+  }
+
+  std::vector<Field> ReadinessFields() {
+    ReadinessConfig& c = config_.readiness;
+    return {
+        {"mode",
+         [this, &c](const std::string& path, const YAML::Node& node) {
+           if (auto text = ScalarText(path, node)) {
+             if (*text == "data") {
+               c.mode = ReadinessMode::kData;
+             } else if (*text == "live") {
+               c.mode = ReadinessMode::kLive;
+             } else {
+               Error(path, "must be data or live, got " + Quote(*text));
+             }
+           }
+         }},
+        {"maxSilence", DurationField(c.max_silence)},
     };
   }
 
@@ -311,6 +452,11 @@ class Loader {
   Handler SizeField(std::size_t& out) {
     return [this, &out](const std::string& path, const YAML::Node& node) {
       if (auto text = ScalarText(path, node)) SetSize(path, *text, out);
+    };
+  }
+  Handler BoolField(bool& out) {
+    return [this, &out](const std::string& path, const YAML::Node& node) {
+      if (auto text = ScalarText(path, node)) SetBool(path, *text, out, /*allow_digits=*/false);
     };
   }
   Handler CountField(std::size_t& out) {
@@ -414,6 +560,21 @@ class Loader {
     return Secret(std::move(value));
   }
 
+  // Registers a proxy URL's `user:password` (and the password alone, when long enough not to
+  // occur in ordinary text) to be masked in every message, wherever the URL ends up echoed.
+  void KeepProxyCredentials(std::string_view url) {
+    const auto info = FindUserInfo(url);
+    if (!info || info->colon == std::string_view::npos || info->colon + 1 == info->end) return;
+    const std::string_view user_password = url.substr(info->begin, info->end - info->begin);
+    const std::string_view password = url.substr(info->colon + 1, info->end - info->colon - 1);
+    scrubs_.emplace_back(std::string(user_password),
+                         std::string(url.substr(info->begin, info->colon + 1 - info->begin)) +
+                             std::string(kMaskedPassword));
+    if (password.size() >= kMinScrubbedSecret) {
+      scrubs_.emplace_back(std::string(password), std::string(kMaskedPassword));
+    }
+  }
+
   void SetDuration(const std::string& path, std::string_view text, Duration& out) {
     if (auto duration = ParseDuration(text)) {
       out = *duration;
@@ -429,6 +590,20 @@ class Loader {
       out = *size;
     } else {
       Error(path, "invalid size " + Quote(text) + " (bytes, or e.g. 64KiB, 8MiB, 1GiB, 10MB)");
+    }
+  }
+
+  // Only the words `true` and `false` (YAML 1.1's yes/no/on/off are too easy to misread);
+  // environment variables may also say 1 / 0.
+  void SetBool(const std::string& path, std::string_view text, bool& out, bool allow_digits) {
+    if (text == "true" || (allow_digits && text == "1")) {
+      out = true;
+    } else if (text == "false" || (allow_digits && text == "0")) {
+      out = false;
+    } else {
+      Error(path,
+            std::string(allow_digits ? "expected true, false, 1 or 0" : "expected true or false") +
+                ", got " + Quote(text));
     }
   }
 
@@ -533,6 +708,77 @@ class Loader {
       origins_["listen.port"] = Origin{"PORT", true};
       SetPort("listen.port", it->second, config_.listen.port, 1);
     }
+    UpstreamConfig& upstream = config_.upstream;
+    if (const std::string* value = FromEnv("INIT_TIMEOUT", "upstream.initTimeout")) {
+      SetDuration("upstream.initTimeout", *value, upstream.init_timeout);
+    }
+    if (const std::string* value = FromEnv("EXIT_ON_ERROR", "upstream.exitOnError")) {
+      SetBool("upstream.exitOnError", *value, upstream.exit_on_error, /*allow_digits=*/true);
+    }
+    if (const std::string* value =
+            FromEnv("DISCONNECTED_STATUS_TIME", "upstream.disconnectedStatusTime")) {
+      SetDuration("upstream.disconnectedStatusTime", *value, upstream.disconnected_status_time);
+    }
+    ApplyProxyEnvVars();
+  }
+
+  // The variable's value, recording it as the origin of `path`; nullptr when unset.
+  const std::string* FromEnv(const std::string& var, const std::string& path) {
+    const auto it = env_.find(var);
+    if (it == env_.end()) return nullptr;
+    origins_[path] = Origin{var, true};
+    return &it->second;
+  }
+
+  // The first of the names set to a non-empty value (as Go's net/http and curl read them).
+  std::optional<std::pair<std::string, std::string>> FirstNonEmpty(
+      std::initializer_list<std::string_view> vars) const {
+    for (std::string_view var : vars) {
+      if (const auto it = env_.find(std::string(var)); it != env_.end() && !it->second.empty()) {
+        return *it;
+      }
+    }
+    return std::nullopt;
+  }
+
+  // PROXY_URL overrides proxy.url. With neither, the standard variables are kept for the relay
+  // to choose by the target's scheme; NO_PROXY applies unless the file sets proxy.noProxy.
+  void ApplyProxyEnvVars() {
+    ProxyConfig& proxy = config_.proxy;
+    // Any of these may carry a password, whether or not it ends up used.
+    for (std::string_view var :
+         {"PROXY_URL", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"}) {
+      if (const auto it = env_.find(std::string(var)); it != env_.end()) {
+        KeepProxyCredentials(it->second);
+      }
+    }
+    if (auto found = FirstNonEmpty({"PROXY_URL"})) {
+      proxy.url = std::move(found->second);
+      origins_["proxy.url"] = Origin{found->first, true};
+    }
+    if (proxy.url.empty()) {
+      const std::tuple<std::string_view, std::string_view, std::string_view, std::string*>
+          kStandard[] = {
+              {"HTTPS_PROXY", "https_proxy", "proxy.httpsProxyEnv", &proxy.https_proxy_env},
+              {"HTTP_PROXY", "http_proxy", "proxy.httpProxyEnv", &proxy.http_proxy_env},
+          };
+      for (const auto& [upper, lower, path, target] : kStandard) {
+        auto found = FirstNonEmpty({upper, lower});
+        if (!found) continue;
+        // `proxy.corp:3128` is common in these variables; curl and Go read it as http://.
+        if (found->second.find("://") == std::string::npos) {
+          found->second.insert(0, "http://");
+        }
+        *target = std::move(found->second);
+        origins_[std::string(path)] = Origin{found->first, true};
+      }
+    }
+    if (!no_proxy_from_file_) {
+      if (auto found = FirstNonEmpty({"NO_PROXY", "no_proxy"})) {
+        proxy.no_proxy = std::move(found->second);
+        origins_["proxy.noProxy"] = Origin{found->first, true};
+      }
+    }
   }
 
   EnvironmentConfig* FindEnvironment(std::string_view name) {
@@ -555,6 +801,8 @@ class Loader {
       Error("metrics.port", "must differ from listen.port (" + std::to_string(metrics.port) +
                                 "); use 0 to turn the metrics listener off");
     }
+    ValidateProxy();
+    RequirePositive("readiness.maxSilence", config_.readiness.max_silence);
     ValidateEnvironments();
   }
 
@@ -567,6 +815,7 @@ class Loader {
     if (c.max_header_bytes < kMinHeaderBytes)
       Error("listen.maxHeaderBytes", "must be at least 1KiB");
     if (c.max_body_bytes < 1) Error("listen.maxBodyBytes", "must be at least 1");
+    if (c.tls) ValidateTls("listen.tls", *c.tls, /*listener=*/true);
   }
 
   void ValidateUpstream() {
@@ -584,6 +833,114 @@ class Loader {
                                                   " > " + FormatDuration(c.max_reconnect_delay) +
                                                   ")");
     }
+    // Zero would reset the backoff on every connection, however short-lived.
+    RequirePositive("upstream.reconnectResetAfter", c.reconnect_reset_after);
+    if (c.max_event_bytes < kMinEventBytes)
+      Error("upstream.maxEventBytes", "must be at least 1KiB");
+    // initTimeout: any value, 0 = don't wait.
+    RequirePositive("upstream.disconnectedStatusTime", c.disconnected_status_time);
+    // pollingFallback.after: any value, 0 = poll as soon as streaming fails.
+    if (c.polling_fallback.interval < kMinPollingInterval) {
+      Error("upstream.pollingFallback.interval",
+            "must be at least 1s, got " + FormatDuration(c.polling_fallback.interval));
+    }
+    ValidateTls("upstream.tls", c.tls, /*listener=*/false);
+  }
+
+  // A listener needs a certificate and its key; upstream, a client certificate is optional but
+  // comes with its key. Every named file must be readable now, not at the first handshake.
+  void ValidateTls(const std::string& base, const TlsConfig& c, bool listener) {
+    const bool has_cert = !c.cert_file.empty();
+    const bool has_key = !c.key_file.empty();
+    if (listener) {
+      if (!has_cert) Error(base + ".certFile", "required to serve HTTPS");
+      if (!has_key) Error(base + ".keyFile", "required to serve HTTPS");
+    } else if (has_cert && !has_key) {
+      Error(base + ".keyFile", "required when " + base + ".certFile is set");
+    } else if (has_key && !has_cert) {
+      Error(base + ".certFile", "required when " + base + ".keyFile is set");
+    }
+    const std::pair<std::string_view, const std::string*> kFiles[] = {
+        {"caFile", &c.ca_file}, {"certFile", &c.cert_file}, {"keyFile", &c.key_file}};
+    for (const auto& [key, file] : kFiles) {
+      if (!file->empty()) CheckReadable(base + "." + std::string(key), *file);
+    }
+  }
+
+  void ValidateProxy() {
+    ProxyConfig& c = config_.proxy;
+    if (!c.url.empty()) CheckProxyUrl("proxy.url", c.url);
+    if (!c.https_proxy_env.empty()) CheckProxyUrl("proxy.httpsProxyEnv", c.https_proxy_env);
+    if (!c.http_proxy_env.empty()) CheckProxyUrl("proxy.httpProxyEnv", c.http_proxy_env);
+  }
+
+  // `http://[user:password@]host[:port][/]`; the port defaults to 80 (URL rules), a trailing '/'
+  // is removed. Messages show the URL with its password masked.
+  void CheckProxyUrl(const std::string& path, std::string& url) {
+    const std::string shown = Quote(MaskProxyUrl(url));
+    if (!url.starts_with("http://")) {
+      Error(path,
+            "must be an http:// URL (flagrelay speaks plain HTTP to the proxy and tunnels TLS "
+            "through it with CONNECT), got " +
+                shown);
+      return;
+    }
+    if (HasWhitespace(url)) {
+      Error(path, "must not contain whitespace");
+      return;
+    }
+    std::string_view rest = std::string_view(url).substr(7);
+    if (const std::size_t at = rest.rfind('@'); at != std::string_view::npos) {
+      const std::string_view userinfo = rest.substr(0, at);
+      if (userinfo.find_first_of("@/?#") != std::string_view::npos) {
+        Error(path,
+              "the user name and password must percent-encode '@', '/', '?' and '#' (%40, %2F, "
+              "%3F, %23), got " +
+                  shown);
+        return;
+      }
+      if (!IsValidPercentEncoding(userinfo)) {
+        Error(path, "invalid percent-encoding in the user name or password, got " + shown);
+        return;
+      }
+      rest.remove_prefix(at + 1);
+    }
+    const std::size_t tail = rest.find_first_of("/?#");
+    if (tail != std::string_view::npos && rest.substr(tail) != "/") {
+      Error(path, "must not have a path, query or fragment, got " + shown);
+      return;
+    }
+    const std::string_view host_port = rest.substr(0, tail);
+    std::string_view host = host_port;
+    std::optional<std::string_view> port;
+    if (host_port.starts_with('[')) {
+      const std::size_t close = host_port.find(']');
+      const std::string_view after =
+          close == std::string_view::npos ? "" : host_port.substr(close + 1);
+      if (close == std::string_view::npos || (!after.empty() && after[0] != ':')) {
+        Error(path, "invalid host in " + shown);
+        return;
+      }
+      host = host_port.substr(0, close + 1);
+      if (!after.empty()) port = after.substr(1);
+    } else if (const std::size_t colon = host_port.find(':'); colon != std::string_view::npos) {
+      host = host_port.substr(0, colon);
+      port = host_port.substr(colon + 1);
+    }
+    if (host.empty() || host == "[]") {
+      Error(path, "has no host: " + shown);
+      return;
+    }
+    if (port) {
+      unsigned value = 0;
+      const auto [end, ec] = std::from_chars(port->data(), port->data() + port->size(), value);
+      if (!IsAllDigits(*port) || ec != std::errc() || end != port->data() + port->size() ||
+          value < 1 || value > 65535) {
+        Error(path, "invalid port in " + shown + " (1-65535; without one, 80 is used)");
+        return;
+      }
+    }
+    if (tail != std::string_view::npos) url.pop_back();  // the lone trailing '/'
   }
 
   void ValidateStreams() {
@@ -762,6 +1119,17 @@ class Loader {
         }
       }
     }
+    // Proxy credentials: longest first, so `user:password` is replaced before the password.
+    std::stable_sort(scrubs_.begin(), scrubs_.end(),
+                     [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+    for (const auto& [raw, masked] : scrubs_) {
+      for (std::string& error : errors_) {
+        for (std::size_t pos = error.find(raw); pos != std::string::npos;
+             pos = error.find(raw, pos + masked.size())) {
+          error.replace(pos, raw.size(), masked);
+        }
+      }
+    }
     LoadResult result;
     if (errors_.empty()) result.config = std::move(config_);
     result.errors = std::move(errors_);
@@ -775,6 +1143,9 @@ class Loader {
   std::vector<std::string> errors_;
   std::vector<std::string> secrets_;  // every raw key seen, to scrub from messages
   std::set<std::string> unparsed_;    // keys whose value was rejected while parsing
+  // Proxy credentials and what they become in messages.
+  std::vector<std::pair<std::string, std::string>> scrubs_;
+  bool no_proxy_from_file_ = false;  // proxy.noProxy given a value in the file
 };
 
 }  // namespace

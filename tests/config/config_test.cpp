@@ -155,6 +155,25 @@ TEST(ConfigLoad, DefaultsWhenKeysOmitted) {
   EXPECT_EQ(config.upstream.read_timeout, minutes(5));
   EXPECT_EQ(config.upstream.initial_reconnect_delay, seconds(1));
   EXPECT_EQ(config.upstream.max_reconnect_delay, seconds(30));
+  EXPECT_EQ(config.upstream.reconnect_reset_after, seconds(60));
+  EXPECT_EQ(config.upstream.max_event_bytes, std::size_t{64} << 20);
+  EXPECT_EQ(config.upstream.init_timeout, seconds(10));
+  EXPECT_FALSE(config.upstream.exit_on_error);
+  EXPECT_EQ(config.upstream.disconnected_status_time, minutes(1));
+  EXPECT_FALSE(config.upstream.polling_fallback.enabled);
+  EXPECT_EQ(config.upstream.polling_fallback.after, minutes(1));
+  EXPECT_EQ(config.upstream.polling_fallback.interval, seconds(30));
+  EXPECT_EQ(config.upstream.tls.ca_file, "");
+  EXPECT_EQ(config.upstream.tls.cert_file, "");
+  EXPECT_EQ(config.upstream.tls.key_file, "");
+  EXPECT_EQ(config.upstream.tls.min_version, "1.2");
+  EXPECT_FALSE(config.listen.tls.has_value());
+  EXPECT_EQ(config.proxy.url, "");
+  EXPECT_EQ(config.proxy.no_proxy, "");
+  EXPECT_EQ(config.proxy.https_proxy_env, "");
+  EXPECT_EQ(config.proxy.http_proxy_env, "");
+  EXPECT_EQ(config.readiness.mode, ReadinessMode::kData);
+  EXPECT_EQ(config.readiness.max_silence, minutes(5));
   EXPECT_EQ(config.streams.heartbeat_interval, seconds(30));
   EXPECT_EQ(config.streams.max_queue_events, 256u);
   EXPECT_EQ(config.streams.max_queue_bytes, 8u * 1024 * 1024);
@@ -184,6 +203,11 @@ TEST(ConfigLoad, EmptyValuesKeepDefaults) {
 
 TEST(ConfigLoad, EveryKeyParsed) {
   const TempFile data("{}");
+  const TempFile server_cert("server cert");
+  const TempFile server_key("server key");
+  const TempFile ca("ca");
+  const TempFile client_cert("client cert");
+  const TempFile client_key("client key");
   const std::string yaml = R"(
 listen:
   host: 127.0.0.1
@@ -193,6 +217,12 @@ listen:
   idleTimeout: 2m
   maxHeaderBytes: 32KiB
   maxBodyBytes: 2MB
+  tls:
+    certFile: )" + server_cert.path() +
+                           R"(
+    keyFile: )" + server_key.path() +
+                           R"(
+    minVersion: 1.3
 upstream:
   streamUri: http://stream.local:8080/
   baseUri: https://sdk.local/prefix
@@ -201,6 +231,29 @@ upstream:
   readTimeout: 4m
   initialReconnectDelay: 250ms
   maxReconnectDelay: 1m
+  reconnectResetAfter: 2m
+  maxEventBytes: 1MiB
+  initTimeout: 0s
+  exitOnError: true
+  disconnectedStatusTime: 90s
+  pollingFallback:
+    enabled: true
+    after: 0s
+    interval: 1s
+  tls:
+    caFile: )" + ca.path() +
+                           R"(
+    certFile: )" + client_cert.path() +
+                           R"(
+    keyFile: )" + client_key.path() +
+                           R"(
+    minVersion: "1.3"
+proxy:
+  url: http://user:pa%40ss@proxy.local:3128/
+  noProxy: localhost,127.0.0.1,.svc.cluster.local
+readiness:
+  mode: live
+  maxSilence: 2m
 streams:
   heartbeatInterval: 15s
   maxQueueEvents: 64
@@ -241,6 +294,27 @@ environments:
   EXPECT_EQ(config.upstream.read_timeout, minutes(4));
   EXPECT_EQ(config.upstream.initial_reconnect_delay, milliseconds(250));
   EXPECT_EQ(config.upstream.max_reconnect_delay, minutes(1));
+  ASSERT_TRUE(config.listen.tls.has_value());
+  EXPECT_EQ(config.listen.tls->cert_file, server_cert.path());
+  EXPECT_EQ(config.listen.tls->key_file, server_key.path());
+  EXPECT_EQ(config.listen.tls->ca_file, "");
+  EXPECT_EQ(config.listen.tls->min_version, "1.3");
+  EXPECT_EQ(config.upstream.reconnect_reset_after, minutes(2));
+  EXPECT_EQ(config.upstream.max_event_bytes, 1024u * 1024);
+  EXPECT_EQ(config.upstream.init_timeout, milliseconds(0));
+  EXPECT_TRUE(config.upstream.exit_on_error);
+  EXPECT_EQ(config.upstream.disconnected_status_time, seconds(90));
+  EXPECT_TRUE(config.upstream.polling_fallback.enabled);
+  EXPECT_EQ(config.upstream.polling_fallback.after, milliseconds(0));
+  EXPECT_EQ(config.upstream.polling_fallback.interval, seconds(1));
+  EXPECT_EQ(config.upstream.tls.ca_file, ca.path());
+  EXPECT_EQ(config.upstream.tls.cert_file, client_cert.path());
+  EXPECT_EQ(config.upstream.tls.key_file, client_key.path());
+  EXPECT_EQ(config.upstream.tls.min_version, "1.3");
+  EXPECT_EQ(config.proxy.url, "http://user:pa%40ss@proxy.local:3128");
+  EXPECT_EQ(config.proxy.no_proxy, "localhost,127.0.0.1,.svc.cluster.local");
+  EXPECT_EQ(config.readiness.mode, ReadinessMode::kLive);
+  EXPECT_EQ(config.readiness.max_silence, minutes(2));
   EXPECT_EQ(config.streams.heartbeat_interval, seconds(15));
   EXPECT_EQ(config.streams.max_queue_events, 64u);
   EXPECT_EQ(config.streams.max_queue_bytes, 1024u * 1024);
@@ -707,6 +781,344 @@ TEST(ConfigEnv, EnvVarsFromProcessReadsEnviron) {
   ::unsetenv("FLAGRELAY_CONFIG_TEST_VAR");
   ASSERT_EQ(vars.count("FLAGRELAY_CONFIG_TEST_VAR"), 1u);
   EXPECT_EQ(vars.at("FLAGRELAY_CONFIG_TEST_VAR"), "a=b");
+}
+
+// ---- upstream resilience, TLS, proxy, readiness ----------------------------------------------
+
+TEST(ConfigUpstream, BadValues) {
+  const LoadResult result = Load(
+      "upstream:\n"
+      "  exitOnError: maybe\n"
+      "  maxEventBytes: 12\n"
+      "  pollingFallback:\n"
+      "    interval: 100ms\n"
+      "    enabled: yes\n"
+      "  tls:\n"
+      "    minVersion: 1.1\n" +
+      kEnvs);
+  EXPECT_THAT(result.errors,
+              ElementsAre("relay.yaml:2:3: upstream.exitOnError: expected true or false, got "
+                          "'maybe'",
+                          "relay.yaml:6:5: upstream.pollingFallback.enabled: expected true or "
+                          "false, got 'yes'",
+                          "relay.yaml:8:5: upstream.tls.minVersion: must be 1.2 or 1.3, got '1.1'",
+                          "relay.yaml:3:3: upstream.maxEventBytes: must be at least 1KiB",
+                          "relay.yaml:5:5: upstream.pollingFallback.interval: must be at least "
+                          "1s, got 100ms"));
+  EXPECT_FALSE(result.config.has_value());
+}
+
+TEST(ConfigUpstream, BooleansAreOnlyTrueAndFalse) {
+  EXPECT_TRUE(LoadOk("upstream: {exitOnError: true}\n" + kEnvs).upstream.exit_on_error);
+  EXPECT_FALSE(LoadOk("upstream: {exitOnError: false}\n" + kEnvs).upstream.exit_on_error);
+  EXPECT_TRUE(LoadOk("upstream: {exitOnError: \"${X:-true}\"}\n" + kEnvs).upstream.exit_on_error);
+  for (std::string_view bad : {"yes", "no", "on", "1", "0", "True", "FALSE"}) {
+    EXPECT_THAT(Load("upstream: {exitOnError: " + std::string(bad) + "}\n" + kEnvs).errors,
+                ElementsAre(HasSubstr("upstream.exitOnError: expected true or false, got '" +
+                                      std::string(bad) + "'")))
+        << bad;
+  }
+}
+
+TEST(ConfigUpstream, Ranges) {
+  EXPECT_THAT(Load("upstream:\n  reconnectResetAfter: 0s\n  disconnectedStatusTime: 0s\n"
+                   "readiness:\n  maxSilence: 0s\n" +
+                   kEnvs)
+                  .errors,
+              ElementsAre("relay.yaml:2:3: upstream.reconnectResetAfter: must be greater than 0",
+                          "relay.yaml:3:3: upstream.disconnectedStatusTime: must be greater than 0",
+                          "relay.yaml:5:3: readiness.maxSilence: must be greater than 0"));
+  const RelayConfig boundaries = LoadOk(
+      "upstream: {maxEventBytes: 1KiB, initTimeout: 0s, pollingFallback: {after: 0s, "
+      "interval: 1s}}\n" +
+      kEnvs);
+  EXPECT_EQ(boundaries.upstream.max_event_bytes, 1024u);
+  EXPECT_EQ(boundaries.upstream.init_timeout, milliseconds(0));
+  EXPECT_EQ(boundaries.upstream.polling_fallback.interval, seconds(1));
+  EXPECT_THAT(Load("upstream: {maxEventBytes: 1023}\n" + kEnvs).errors,
+              ElementsAre(HasSubstr("upstream.maxEventBytes: must be at least 1KiB")));
+  EXPECT_THAT(Load("upstream: {initTimeout: 10}\n" + kEnvs).errors,
+              ElementsAre(HasSubstr("upstream.initTimeout: duration needs a unit")));
+}
+
+TEST(ConfigReadiness, Modes) {
+  EXPECT_EQ(LoadOk("readiness: {mode: data}\n" + kEnvs).readiness.mode, ReadinessMode::kData);
+  EXPECT_EQ(LoadOk("readiness: {mode: live}\n" + kEnvs).readiness.mode, ReadinessMode::kLive);
+  EXPECT_THAT(Load("readiness:\n  mode: ready\n" + kEnvs).errors,
+              ElementsAre("relay.yaml:2:3: readiness.mode: must be data or live, got 'ready'"));
+}
+
+TEST(ConfigErrors, UnknownKeysInTheNewSections) {
+  const LoadResult result = Load(
+      "readiness:\n"
+      "  mod: live\n"
+      "upstream:\n"
+      "  pollingFallback:\n"
+      "    intervall: 1m\n"
+      "  tls:\n"
+      "    cafile: /x\n"
+      "proxy:\n"
+      "  noproxy: x\n"
+      "listen:\n"
+      "  tls:\n"
+      "    cert: /x\n" +
+      kEnvs);
+  EXPECT_THAT(result.errors,
+              ElementsAre("relay.yaml:2:3: readiness.mod: unknown key (did you mean 'mode'?)",
+                          "relay.yaml:5:5: upstream.pollingFallback.intervall: unknown key (did "
+                          "you mean 'interval'?)",
+                          "relay.yaml:7:5: upstream.tls.cafile: unknown key (did you mean "
+                          "'caFile'?)",
+                          "relay.yaml:9:3: proxy.noproxy: unknown key (did you mean 'noProxy'?)",
+                          "relay.yaml:12:5: listen.tls.cert: unknown key",
+                          "relay.yaml:11:3: listen.tls.certFile: required to serve HTTPS",
+                          "relay.yaml:11:3: listen.tls.keyFile: required to serve HTTPS"));
+}
+
+TEST(ConfigTls, ListenerNeedsCertAndKey) {
+  const TempFile cert("cert");
+  EXPECT_THAT(Load("listen:\n  tls:\n    certFile: " + cert.path() + "\n" + kEnvs).errors,
+              ElementsAre("relay.yaml:2:3: listen.tls.keyFile: required to serve HTTPS"));
+  EXPECT_THAT(Load("listen:\n  tls: {}\n" + kEnvs).errors,
+              ElementsAre("relay.yaml:2:3: listen.tls.certFile: required to serve HTTPS",
+                          "relay.yaml:2:3: listen.tls.keyFile: required to serve HTTPS"));
+  // An empty value counts as omitted: no TLS.
+  EXPECT_FALSE(LoadOk("listen:\n  tls:\n" + kEnvs).listen.tls.has_value());
+  EXPECT_THAT(Load("listen:\n  tls: on\n" + kEnvs).errors,
+              ElementsAre("relay.yaml:2:3: listen.tls: expected a mapping, got a single value"));
+}
+
+TEST(ConfigTls, ListenerRejectsCaFile) {
+  const TempFile cert("cert");
+  const TempFile key("key");
+  EXPECT_THAT(Load("listen:\n  tls:\n    certFile: " + cert.path() +
+                   "\n    keyFile: " + key.path() + "\n    caFile: " + cert.path() + "\n" + kEnvs)
+                  .errors,
+              ElementsAre(StartsWith("relay.yaml:5:5: listen.tls.caFile: not allowed here")));
+}
+
+TEST(ConfigTls, UpstreamCertAndKeyTogetherOrNeither) {
+  const TempFile file("pem");
+  EXPECT_THAT(Load("upstream:\n  tls:\n    certFile: " + file.path() + "\n" + kEnvs).errors,
+              ElementsAre("relay.yaml:2:3: upstream.tls.keyFile: required when "
+                          "upstream.tls.certFile is set"));
+  EXPECT_THAT(Load("upstream:\n  tls:\n    keyFile: " + file.path() + "\n" + kEnvs).errors,
+              ElementsAre("relay.yaml:2:3: upstream.tls.certFile: required when "
+                          "upstream.tls.keyFile is set"));
+  const RelayConfig ca_only =
+      LoadOk("upstream:\n  tls:\n    caFile: " + file.path() + "\n" + kEnvs);
+  EXPECT_EQ(ca_only.upstream.tls.ca_file, file.path());
+  EXPECT_EQ(ca_only.upstream.tls.cert_file, "");
+  // https URIs need no TLS settings at all.
+  EXPECT_EQ(LoadOk("upstream: {streamUri: https://stream.example}\n" + kEnvs).upstream.tls.ca_file,
+            "");
+}
+
+TEST(ConfigTls, FilesMustBeReadable) {
+  const std::string missing = "/nonexistent/flagrelay/ca.pem";
+  EXPECT_THAT(Load("upstream:\n  tls:\n    caFile: " + missing + "\n" + kEnvs).errors,
+              ElementsAre("relay.yaml:3:5: upstream.tls.caFile: cannot read '" + missing +
+                          "': No such file or directory"));
+  const TempFile key("key");
+  EXPECT_THAT(Load("listen:\n  tls: {certFile: /nonexistent/cert.pem, keyFile: " + key.path() +
+                   "}\n" + kEnvs)
+                  .errors,
+              ElementsAre("relay.yaml:2:9: listen.tls.certFile: cannot read "
+                          "'/nonexistent/cert.pem': No such file or directory"));
+  const std::string dir = std::filesystem::temp_directory_path().string();
+  EXPECT_THAT(
+      Load("upstream:\n  tls: {certFile: " + dir + ", keyFile: " + key.path() + "}\n" + kEnvs)
+          .errors,
+      ElementsAre(HasSubstr("upstream.tls.certFile: '" + dir + "' is a directory")));
+}
+
+TEST(ConfigTls, MinVersion) {
+  EXPECT_EQ(LoadOk("upstream: {tls: {minVersion: 1.2}}\n" + kEnvs).upstream.tls.min_version, "1.2");
+  EXPECT_EQ(LoadOk("upstream: {tls: {minVersion: \"1.3\"}}\n" + kEnvs).upstream.tls.min_version,
+            "1.3");
+  for (std::string_view bad : {"1.1", "1.0", "1.30", "TLS1.3", "1"}) {
+    EXPECT_THAT(Load("upstream: {tls: {minVersion: " + std::string(bad) + "}}\n" + kEnvs).errors,
+                ElementsAre(HasSubstr("upstream.tls.minVersion: must be 1.2 or 1.3, got '" +
+                                      std::string(bad) + "'")))
+        << bad;
+  }
+}
+
+TEST(ConfigProxy, UrlForms) {
+  EXPECT_EQ(LoadOk("proxy: {url: \"http://proxy.local:3128\"}\n" + kEnvs).proxy.url,
+            "http://proxy.local:3128");
+  EXPECT_EQ(LoadOk("proxy: {url: \"http://proxy.local/\"}\n" + kEnvs).proxy.url,
+            "http://proxy.local");
+  EXPECT_EQ(LoadOk("proxy: {url: \"http://[fd00::1]:8080\"}\n" + kEnvs).proxy.url,
+            "http://[fd00::1]:8080");
+  EXPECT_EQ(LoadOk("proxy: {url: \"http://me@proxy:1\"}\n" + kEnvs).proxy.url, "http://me@proxy:1");
+  EXPECT_EQ(LoadOk("proxy: {url: \"\"}\n" + kEnvs).proxy.url, "");
+}
+
+TEST(ConfigProxy, BadUrls) {
+  const std::pair<std::string_view, std::string_view> cases[] = {
+      {"ftp://x", "must be an http:// URL"},
+      {"https://proxy:3128", "must be an http:// URL"},
+      {"proxy:3128", "must be an http:// URL"},
+      {"http://", "has no host: 'http://'"},
+      {"http://:3128", "has no host: 'http://:3128'"},
+      {"http://proxy:0", "invalid port in 'http://proxy:0' (1-65535; without one, 80 is used)"},
+      {"http://proxy:65536", "invalid port in"},
+      {"http://proxy:", "invalid port in"},
+      {"http://proxy:31x", "invalid port in"},
+      {"http://[::1", "invalid host in"},
+      {"http://proxy:3128/path", "must not have a path, query or fragment"},
+      {"http://proxy:3128?a=1", "must not have a path, query or fragment"},
+      {"http://pro xy:3128", "must not contain whitespace"},
+      {"http://u:p%zz@proxy", "invalid percent-encoding in the user name or password"},
+  };
+  for (const auto& [url, message] : cases) {
+    EXPECT_THAT(Load("proxy:\n  url: \"" + std::string(url) + "\"\n" + kEnvs).errors,
+                ElementsAre(StartsWith("relay.yaml:2:3: proxy.url: " + std::string(message))))
+        << url;
+  }
+}
+
+TEST(ConfigProxy, PasswordNeverAppearsInErrors) {
+  // Long and short passwords, in every kind of bad URL, from the file and the environment.
+  const std::string password = "s3cr3t-Passw0rd";
+  const std::string short_password = "pw";
+  const std::string urls[] = {
+      "ftp://alice:" + password + "@proxy:3128",
+      "https://alice:" + password + "@proxy:3128",
+      "alice:" + password + "@proxy:3128",
+      "http://alice:" + password + "@:3128",
+      "http://alice:" + password + "@proxy:99999",
+      "http://alice:" + password + "@proxy:3128/path",
+      "http://alice:pa/" + password + "@proxy:3128",
+      "http://alice:p@" + password + "@proxy:3128",
+      "http://alice:" + password + "%zz@proxy:3128",
+      "ftp://bob:" + short_password + "@proxy:3128",
+      "http://bob:" + short_password + "@:3128",
+  };
+  for (const std::string& url : urls) {
+    const LoadResult from_file = Load("proxy:\n  url: \"" + url + "\"\n" + kEnvs);
+    const LoadResult from_env = Load(kEnvs, {{"PROXY_URL", url}});
+    const LoadResult from_standard = Load(kEnvs, {{"HTTPS_PROXY", url}, {"http_proxy", url}});
+    // Echoed by an unrelated key, too.
+    const LoadResult echoed =
+        Load("listen: {port: \"${P}\"}\n" + kEnvs, {{"P", url}, {"PROXY_URL", url}});
+    for (const LoadResult* result : {&from_file, &from_env, &from_standard, &echoed}) {
+      // A scheme-less HTTPS_PROXY is read as http://, so that one may be valid.
+      if (result != &from_standard) {
+        ASSERT_THAT(result->errors, Not(::testing::IsEmpty())) << url;
+      }
+      for (const std::string& error : result->errors) {
+        EXPECT_THAT(error, Not(HasSubstr(password))) << url;
+        EXPECT_THAT(error, Not(HasSubstr("bob:" + short_password))) << url;
+        EXPECT_THAT(error, Not(HasSubstr(":" + short_password + "@"))) << url;
+      }
+    }
+  }
+  EXPECT_THAT(Load("proxy:\n  url: \"ftp://alice:" + password + "@proxy:3128\"\n" + kEnvs).errors,
+              ElementsAre(HasSubstr("got 'ftp://alice:****@proxy:3128'")));
+  EXPECT_THAT(
+      Load(kEnvs, {{"HTTPS_PROXY", "http://bob:" + short_password + "@proxy:0"}}).errors,
+      ElementsAre(StartsWith("env HTTPS_PROXY: invalid port in 'http://bob:****@proxy:0'")));
+}
+
+// ---- environment variables for the new settings ----------------------------------------------
+
+TEST(ConfigEnv, UpstreamResilienceVariables) {
+  const RelayConfig config = LoadOk(
+      "upstream: {initTimeout: 1s, exitOnError: false, disconnectedStatusTime: 5m}\n" + kEnvs,
+      {{"INIT_TIMEOUT", "30s"}, {"EXIT_ON_ERROR", "1"}, {"DISCONNECTED_STATUS_TIME", "2m"}});
+  EXPECT_EQ(config.upstream.init_timeout, seconds(30));
+  EXPECT_TRUE(config.upstream.exit_on_error);
+  EXPECT_EQ(config.upstream.disconnected_status_time, minutes(2));
+
+  EXPECT_TRUE(LoadOk(kEnvs, {{"EXIT_ON_ERROR", "true"}}).upstream.exit_on_error);
+  EXPECT_FALSE(LoadOk("upstream: {exitOnError: true}\n" + kEnvs, {{"EXIT_ON_ERROR", "0"}})
+                   .upstream.exit_on_error);
+  EXPECT_FALSE(LoadOk("upstream: {exitOnError: true}\n" + kEnvs, {{"EXIT_ON_ERROR", "false"}})
+                   .upstream.exit_on_error);
+  EXPECT_EQ(LoadOk(kEnvs, {{"INIT_TIMEOUT", "0s"}}).upstream.init_timeout, milliseconds(0));
+}
+
+TEST(ConfigEnv, UpstreamResilienceVariablesAreValidated) {
+  EXPECT_THAT(
+      Load(kEnvs,
+           {{"INIT_TIMEOUT", "10"}, {"EXIT_ON_ERROR", "yes"}, {"DISCONNECTED_STATUS_TIME", "0s"}})
+          .errors,
+      ElementsAre("env INIT_TIMEOUT: duration needs a unit, e.g. 30s",
+                  "env EXIT_ON_ERROR: expected true, false, 1 or 0, got 'yes'",
+                  "env DISCONNECTED_STATUS_TIME: must be greater than 0"));
+}
+
+TEST(ConfigEnv, ProxyUrlOverridesTheFile) {
+  const std::string yaml = "proxy: {url: \"http://file-proxy:3128\"}\n" + kEnvs;
+  EXPECT_EQ(LoadOk(yaml, {{"PROXY_URL", "http://env-proxy:8080/"}}).proxy.url,
+            "http://env-proxy:8080");
+  EXPECT_EQ(LoadOk(kEnvs, {{"PROXY_URL", "http://env-proxy:8080"}}).proxy.url,
+            "http://env-proxy:8080");
+  // Empty means unset, as for the standard proxy variables.
+  EXPECT_EQ(LoadOk(yaml, {{"PROXY_URL", ""}}).proxy.url, "http://file-proxy:3128");
+  EXPECT_THAT(Load(kEnvs, {{"PROXY_URL", "ftp://x"}}).errors,
+              ElementsAre(StartsWith("env PROXY_URL: must be an http:// URL")));
+}
+
+TEST(ConfigEnv, StandardProxyVariables) {
+  const RelayConfig config = LoadOk(kEnvs, {{"HTTPS_PROXY", "http://upper:3128"},
+                                            {"https_proxy", "http://lower:3128"},
+                                            {"http_proxy", "http://plain-lower:8080/"}});
+  EXPECT_EQ(config.proxy.url, "");
+  EXPECT_EQ(config.proxy.https_proxy_env, "http://upper:3128");
+  EXPECT_EQ(config.proxy.http_proxy_env, "http://plain-lower:8080");
+
+  EXPECT_EQ(LoadOk(kEnvs, {{"https_proxy", "http://lower:3128"}}).proxy.https_proxy_env,
+            "http://lower:3128");
+  // An empty upper-case variable counts as unset.
+  EXPECT_EQ(LoadOk(kEnvs, {{"HTTPS_PROXY", ""}, {"https_proxy", "http://lower:3128"}})
+                .proxy.https_proxy_env,
+            "http://lower:3128");
+  EXPECT_EQ(LoadOk(kEnvs, {{"HTTP_PROXY", "http://upper:1"}, {"http_proxy", "http://lower:2"}})
+                .proxy.http_proxy_env,
+            "http://upper:1");
+  // Without a scheme, http:// is meant (curl, Go).
+  EXPECT_EQ(LoadOk(kEnvs, {{"HTTPS_PROXY", "proxy.corp:3128"}}).proxy.https_proxy_env,
+            "http://proxy.corp:3128");
+}
+
+TEST(ConfigEnv, StandardProxyVariablesIgnoredWhenAProxyIsConfigured) {
+  const EnvVars env = {{"HTTPS_PROXY", "socks5://ignored:1080"}, {"HTTP_PROXY", "nonsense://"}};
+  const RelayConfig from_file = LoadOk("proxy: {url: \"http://file:3128\"}\n" + kEnvs, env);
+  EXPECT_EQ(from_file.proxy.https_proxy_env, "");
+  EXPECT_EQ(from_file.proxy.http_proxy_env, "");
+  EXPECT_EQ(LoadOk(kEnvs, {{"PROXY_URL", "http://env:3128"}, {"HTTPS_PROXY", "socks5://x:1"}})
+                .proxy.https_proxy_env,
+            "");
+}
+
+TEST(ConfigEnv, StandardProxyVariablesAreValidated) {
+  EXPECT_THAT(Load(kEnvs, {{"HTTPS_PROXY", "https://secure-proxy:443"}}).errors,
+              ElementsAre(StartsWith("env HTTPS_PROXY: must be an http:// URL")));
+  EXPECT_THAT(Load(kEnvs, {{"https_proxy", "socks5://x:1080"}}).errors,
+              ElementsAre(StartsWith("env https_proxy: must be an http:// URL")));
+  EXPECT_THAT(Load(kEnvs, {{"HTTP_PROXY", "http://:80"}}).errors,
+              ElementsAre("env HTTP_PROXY: has no host: 'http://:80'"));
+}
+
+TEST(ConfigEnv, NoProxyOnlyWhenTheFileHasNone) {
+  EXPECT_EQ(LoadOk(kEnvs, {{"NO_PROXY", "localhost,.internal"}}).proxy.no_proxy,
+            "localhost,.internal");
+  EXPECT_EQ(LoadOk(kEnvs, {{"no_proxy", "lower"}}).proxy.no_proxy, "lower");
+  EXPECT_EQ(LoadOk(kEnvs, {{"NO_PROXY", "upper"}, {"no_proxy", "lower"}}).proxy.no_proxy, "upper");
+  EXPECT_EQ(
+      LoadOk("proxy: {noProxy: \"file.local\"}\n" + kEnvs, {{"NO_PROXY", "env"}}).proxy.no_proxy,
+      "file.local");
+  // Set in the file to empty: still set, NO_PROXY is not used.
+  EXPECT_EQ(LoadOk("proxy: {noProxy: \"\"}\n" + kEnvs, {{"NO_PROXY", "env"}}).proxy.no_proxy, "");
+  // An empty value (`noProxy:`) counts as omitted.
+  EXPECT_EQ(LoadOk("proxy:\n  noProxy:\n" + kEnvs, {{"NO_PROXY", "env"}}).proxy.no_proxy, "env");
+  // NO_PROXY applies to proxy.url as well.
+  const RelayConfig with_url =
+      LoadOk("proxy: {url: \"http://p:3128\"}\n" + kEnvs, {{"NO_PROXY", "*.local"}});
+  EXPECT_EQ(with_url.proxy.no_proxy, "*.local");
 }
 
 // ---- secrets never leak --------------------------------------------------------------------

@@ -32,6 +32,13 @@ void EnvironmentMetrics::SetDataSource(DataSourceLabel source) const {
   }
 }
 
+void EnvironmentMetrics::SetUpstreamState(UpstreamState state) const {
+  for (std::size_t i = 0; i < kUpstreamStates; ++i) {
+    upstream_state[i]->Set(i == static_cast<std::size_t>(state) ? 1 : 0);
+  }
+  upstream_connected->Set(state == UpstreamState::kValid ? 1 : 0);
+}
+
 RelayMetrics::RelayMetrics(std::string_view version)
     : registry_(std::make_shared<prometheus::Registry>()),
       streams_(Register(prometheus::BuildGauge(), *registry_, "flagrelay_sdk_streams",
@@ -46,7 +53,16 @@ RelayMetrics::RelayMetrics(std::string_view version)
                                    "1 while the upstream stream of the environment is open and healthy")),
       upstream_reconnects_(Register(prometheus::BuildCounter(), *registry_,
                                     "flagrelay_upstream_reconnects_total",
-                                    "Upstream stream reconnect attempts after a failure")),
+                                    "Upstream stream reconnects after a failure, by error kind")),
+      upstream_state_(Register(prometheus::BuildGauge(), *registry_, "flagrelay_upstream_state",
+                               "1 for the current data-source state (initializing, valid, "
+                               "interrupted, off)")),
+      upstream_activity_age_(Register(prometheus::BuildGauge(), *registry_,
+                                      "flagrelay_upstream_last_activity_age_seconds",
+                                      "Seconds since the last bytes (event or heartbeat) from the "
+                                      "upstream")),
+      upstream_polls_(Register(prometheus::BuildCounter(), *registry_, "flagrelay_upstream_polls_total",
+                               "Polling-fallback requests, by result (ok, not_modified, error)")),
       updates_(Register(prometheus::BuildCounter(), *registry_, "flagrelay_updates_total",
                         "Data updates received, by kind (put, patch, delete) and result (applied, stale)")),
       last_update_(Register(prometheus::BuildGauge(), *registry_,
@@ -94,7 +110,20 @@ const EnvironmentMetrics& RelayMetrics::AddEnvironment(std::string_view env_name
   }
   m->slow_disconnects = &slow_disconnects_.Add({{"env", env}});
   m->upstream_connected = &upstream_connected_.Add({{"env", env}});
-  m->upstream_reconnects = &upstream_reconnects_.Add({{"env", env}});
+  const char* error_kinds[] = {"network_error", "error_response", "invalid_data", "unknown"};
+  for (std::size_t i = 0; i < kErrorKinds; ++i) {
+    m->upstream_reconnects[i] = &upstream_reconnects_.Add({{"env", env}, {"kind", error_kinds[i]}});
+  }
+  const char* states[] = {"initializing", "valid", "interrupted", "off"};
+  for (std::size_t i = 0; i < kUpstreamStates; ++i) {
+    m->upstream_state[i] = &upstream_state_.Add({{"env", env}, {"state", states[i]}});
+  }
+  m->upstream_state[0]->Set(1);
+  m->upstream_last_activity_age = &upstream_activity_age_.Add({{"env", env}});
+  const char* poll_results[] = {"ok", "not_modified", "error"};
+  for (std::size_t i = 0; i < 3; ++i) {
+    m->upstream_polls[i] = &upstream_polls_.Add({{"env", env}, {"result", poll_results[i]}});
+  }
   const char* kinds[] = {"put", "patch", "delete"};
   const char* results[] = {"applied", "stale"};
   for (std::size_t k = 0; k < 3; ++k) {

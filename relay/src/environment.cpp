@@ -14,10 +14,6 @@ using protocol::ItemPtr;
 using protocol::ItemSet;
 using protocol::Kind;
 
-// ld-relay's disconnectedStatusTime: a short interruption does not make an environment
-// "disconnected" in /status.
-constexpr std::int64_t kDisconnectedGraceMs = 60'000;
-
 metrics::DataSourceLabel Label(DataSource source) {
   switch (source) {
     case DataSource::kCache: return metrics::DataSourceLabel::kCache;
@@ -54,6 +50,19 @@ std::string_view ToString(ConnectionState state) {
   return "INITIALIZING";
 }
 
+static_assert(static_cast<int>(ConnectionState::kOff) == static_cast<int>(metrics::UpstreamState::kOff) &&
+              static_cast<int>(ConnectionState::kValid) == static_cast<int>(metrics::UpstreamState::kValid));
+
+std::string_view ToString(SourceMode mode) {
+  switch (mode) {
+    case SourceMode::kPolling: return "polling";
+    case SourceMode::kFile: return "file";
+    case SourceMode::kOff: return "off";
+    case SourceMode::kStreaming: break;
+  }
+  return "streaming";
+}
+
 std::int64_t NowUnixMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -61,11 +70,14 @@ std::int64_t NowUnixMs() {
 }
 
 Environment::Environment(config::EnvironmentConfig config, cache::Store* store,
-                         CommitQueue& commits, const metrics::EnvironmentMetrics& metrics)
+                         CommitQueue& commits, const metrics::EnvironmentMetrics& metrics,
+                         config::Duration disconnected_status_time)
     : config_(std::move(config)),
       store_(store),
       commits_(commits),
       metrics_(metrics),
+      disconnected_status_time_(disconnected_status_time),
+      mode_(config_.data_file.empty() ? SourceMode::kStreaming : SourceMode::kFile),
       state_since_unix_ms_(NowUnixMs()),
       cache_state_(store ? "ok" : "disabled") {}
 
@@ -129,14 +141,24 @@ void Environment::LoadFromCache() {
   auto snapshot = std::make_shared<const protocol::Snapshot>(
       ItemSet::FromUnsorted(std::move(flags)), ItemSet::FromUnsorted(std::move(segments)),
       meta.data_version, DataSource::kCache, meta.saved_at_unix_ms);
-  LogInfo(component, "serving cached data: " + std::to_string(snapshot->flags().live_count()) +
+  LogInfo(component, "loaded cached data: " + std::to_string(snapshot->flags().live_count()) +
                          " flags, " + std::to_string(snapshot->segments().live_count()) +
                          " segments, data version " + std::to_string(meta.data_version) +
                          ", saved " + std::to_string((NowUnixMs() - meta.saved_at_unix_ms) / 1000) +
                          " s ago");
   std::lock_guard apply_lock(apply_mutex_);
   latest_ = snapshot;
-  Publish(Change{snapshot, true, {}});
+  held_cache_ = std::move(snapshot);
+}
+
+void Environment::ReleaseCache() {
+  std::lock_guard lock(apply_mutex_);
+  if (!held_cache_) return;
+  if (!current_.load()) {
+    LogInfo("cache " + config_.name, "serving cached data until live data arrives");
+    Publish(Change{held_cache_, true, {}});
+  }
+  held_cache_.reset();
 }
 
 void Environment::ApplyUpstream(protocol::Message message) {
@@ -233,6 +255,7 @@ void Environment::ApplyFile(protocol::PutMessage data) {
 
 void Environment::Submit(Change change) {
   latest_ = change.snapshot;
+  held_cache_.reset();  // live data supersedes what the cache held
   if (store_ == nullptr) {
     Publish(change);
     return;
@@ -318,7 +341,23 @@ void Environment::SetConnectionState(ConnectionState state, std::optional<ErrorI
   if (state == state_) return;
   state_ = state;
   state_since_unix_ms_ = NowUnixMs();
-  metrics_.upstream_connected->Set(state == ConnectionState::kValid ? 1 : 0);
+  metrics_.SetUpstreamState(static_cast<metrics::UpstreamState>(state));
+}
+
+void Environment::SetMode(SourceMode mode) {
+  std::lock_guard lock(mutex_);
+  mode_ = mode;
+}
+
+void Environment::NoteActivity() {
+  last_activity_unix_ms_.store(NowUnixMs(), std::memory_order_relaxed);
+}
+
+void Environment::MarkCredentialRejected() { credential_rejected_.store(true); }
+
+bool Environment::has_live_data() const {
+  std::lock_guard lock(mutex_);
+  return had_live_data_;
 }
 
 void Environment::Subscribe(const std::shared_ptr<Subscriber>& subscriber, StreamKind kind) {
@@ -359,7 +398,10 @@ EnvironmentStatus Environment::Status() const {
   status.last_error = last_error_;
   status.connected = had_live_data_ && state_ != ConnectionState::kOff &&
                      (state_ == ConnectionState::kValid ||
-                      NowUnixMs() - state_since_unix_ms_ < kDisconnectedGraceMs);
+                      NowUnixMs() - state_since_unix_ms_ < disconnected_status_time_.count());
+  status.mode = mode_;
+  status.last_activity_unix_ms = last_activity_unix_ms_.load(std::memory_order_relaxed);
+  status.credential_rejected = credential_rejected_.load();
   status.cache_state = cache_state_;
   status.cache_load = cache_load_;
   status.cache_error = cache_error_;

@@ -45,6 +45,10 @@ class Subscriber {
 enum class ConnectionState { kInitializing, kValid, kInterrupted, kOff };
 [[nodiscard]] std::string_view ToString(ConnectionState state);
 
+/// How the environment's data source is getting data right now.
+enum class SourceMode { kStreaming, kPolling, kFile, kOff };
+[[nodiscard]] std::string_view ToString(SourceMode mode);
+
 struct ErrorInfo {
   std::string kind;  // NETWORK_ERROR | ERROR_RESPONSE | INVALID_DATA | STORE_ERROR | UNKNOWN
   int status_code = 0;
@@ -57,6 +61,9 @@ struct EnvironmentStatus {
   std::int64_t state_since_unix_ms = 0;
   std::optional<ErrorInfo> last_error;
   bool connected = false;  // live data, and not interrupted for longer than the grace period
+  SourceMode mode = SourceMode::kStreaming;
+  std::int64_t last_activity_unix_ms = 0;  // last bytes from the upstream; 0 = never
+  bool credential_rejected = false;
   protocol::SnapshotPtr snapshot;
   std::string cache_state;  // "ok" | "disabled" | "failing"
   std::string cache_load;   // start-up outcome: loaded | missing | corrupt | ... | disabled
@@ -68,8 +75,11 @@ struct EnvironmentStatus {
 class Environment {
  public:
   /// `store` may be null (no cache). `metrics` must outlive the environment.
+  /// `disconnected_status_time`: how long a non-VALID state may last before /status says
+  /// "disconnected".
   Environment(config::EnvironmentConfig config, cache::Store* store, CommitQueue& commits,
-              const metrics::EnvironmentMetrics& metrics);
+              const metrics::EnvironmentMetrics& metrics,
+              config::Duration disconnected_status_time = std::chrono::minutes(1));
   Environment(const Environment&) = delete;
   Environment& operator=(const Environment&) = delete;
 
@@ -79,9 +89,13 @@ class Environment {
   /// The data served now; null until the environment has any. Lock-free.
   [[nodiscard]] protocol::SnapshotPtr snapshot() const { return current_.load(); }
 
-  /// Serves the cached snapshot, if the cache holds a valid one for this credential. Start-up
-  /// only, before any change is applied.
+  /// Loads the cached snapshot, if the cache holds a valid one for this credential, and holds it
+  /// back until ReleaseCache (so that a reachable upstream's fresh data wins). Start-up only,
+  /// before any change is applied.
   void LoadFromCache();
+  /// Serves the held-back cached snapshot unless live data was published already. Called when the
+  /// first upstream attempt fails, or when initTimeout expires.
+  void ReleaseCache();
 
   /// Applies an upstream `put`, `patch` or `delete` with the version rules.
   void ApplyUpstream(protocol::Message message);
@@ -91,6 +105,14 @@ class Environment {
   void ApplyFile(protocol::PutMessage data);
 
   void SetConnectionState(ConnectionState state, std::optional<ErrorInfo> error = std::nullopt);
+  void SetMode(SourceMode mode);
+  /// Bytes arrived from the upstream (events or heartbeats). Lock-free; called per read.
+  void NoteActivity();
+  /// The upstream rejected the SDK key (401/403): downstream requests get 401 from now on.
+  void MarkCredentialRejected();
+  [[nodiscard]] bool credential_rejected() const { return credential_rejected_.load(); }
+  /// Whether data from the upstream or the file (not only the cache) has been published.
+  [[nodiscard]] bool has_live_data() const;
 
   /// Adds a stream. It first gets a `put` of the current data (nothing until there is data), then
   /// every published change, in order, with nothing missed or repeated in between.
@@ -121,10 +143,14 @@ class Environment {
   CommitQueue& commits_;
   const metrics::EnvironmentMetrics& metrics_;
 
+  const config::Duration disconnected_status_time_;
   std::atomic<protocol::SnapshotPtr> current_;
+  std::atomic<std::int64_t> last_activity_unix_ms_{0};
+  std::atomic<bool> credential_rejected_{false};
 
   std::mutex apply_mutex_;
   protocol::SnapshotPtr latest_;  // newest applied snapshot, committed or not (guarded by apply_mutex_)
+  protocol::SnapshotPtr held_cache_;  // loaded from the cache, not yet served (apply_mutex_)
 
   mutable std::mutex mutex_;
   struct Subscription {
@@ -133,6 +159,7 @@ class Environment {
   };
   std::vector<Subscription> subscribers_;
   ConnectionState state_ = ConnectionState::kInitializing;
+  SourceMode mode_ = SourceMode::kStreaming;
   std::int64_t state_since_unix_ms_;
   std::optional<ErrorInfo> last_error_;
   bool had_live_data_ = false;

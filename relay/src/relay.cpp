@@ -68,11 +68,13 @@ int Run(const config::RelayConfig& config) {
   std::vector<std::unique_ptr<Environment>> environments;
   std::vector<Environment*> environment_ptrs;
   for (const config::EnvironmentConfig& env_config : config.environments) {
-    environments.push_back(std::make_unique<Environment>(
-        env_config, store.get(), commits, metrics.AddEnvironment(env_config.name)));
+    environments.push_back(std::make_unique<Environment>(env_config, store.get(), commits,
+                                                         metrics.AddEnvironment(env_config.name),
+                                                         config.upstream.disconnected_status_time));
     environment_ptrs.push_back(environments.back().get());
   }
-  // Serve what the cache holds before any data source answers (DESIGN.md §5).
+  // Cached data is loaded now and served as soon as the first upstream attempt fails or
+  // initTimeout passes, whichever comes first (DESIGN.md §5).
   for (const auto& env : environments) env->LoadFromCache();
 
   metrics.OnScrape([&environments] {
@@ -81,10 +83,20 @@ int Run(const config::RelayConfig& config) {
       if (auto snap = env->snapshot()) {
         env->metrics().data_age->Set(static_cast<double>(now - snap->updated_at_unix_ms()) / 1000.0);
       }
+      if (const std::int64_t activity = env->Status().last_activity_unix_ms; activity != 0) {
+        env->metrics().upstream_last_activity_age->Set(static_cast<double>(now - activity) / 1000.0);
+      }
     }
   });
 
-  const Router router(environment_ptrs, metrics, std::string(Version()));
+  const Router router(environment_ptrs, metrics, std::string(Version()), config.readiness);
+  std::shared_ptr<Outbound> outbound;
+  try {
+    outbound = MakeOutbound(config.upstream, config.proxy);
+  } catch (const std::exception& e) {
+    LogError("upstream", e.what());
+    return 1;
+  }
 
   // Declared after everything that pending handlers reference (environments, metrics, router):
   // destroying the io_context destroys those handlers (and the sessions they keep alive) first.
@@ -114,7 +126,7 @@ int Run(const config::RelayConfig& config) {
   const std::string user_agent = "flagrelay/" + std::string(Version());
   for (const auto& env : environments) {
     sources.push_back(env->config().data_file.empty()
-                          ? MakeUpstreamSource(io, *env, config.upstream, user_agent)
+                          ? MakeUpstreamSource(io, *env, config.upstream, outbound, user_agent)
                           : MakeFileSource(io, *env));
     sources.back()->Start();
   }
@@ -122,11 +134,11 @@ int Run(const config::RelayConfig& config) {
   net::steady_timer heartbeat(io);
   ScheduleHeartbeat(heartbeat, config.streams.heartbeat_interval, environments);
 
+  int exit_code = 0;
   net::steady_timer grace(io);
   net::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](boost::system::error_code ec, int signal) {
-    if (ec) return;
-    LogInfo("relay", std::string("received ") + (signal == SIGINT ? "SIGINT" : "SIGTERM") + ", shutting down");
+  auto shutdown = [&] {
+    signals.cancel();
     server.Stop();
     if (metrics_server) metrics_server->Stop();
     for (const auto& source : sources) source->Stop();
@@ -136,6 +148,34 @@ int Run(const config::RelayConfig& config) {
     // keep-alive connections would otherwise hold the process for their idle timeout).
     grace.expires_after(std::chrono::milliseconds(200));
     grace.async_wait([&io](boost::system::error_code) { io.stop(); });
+  };
+  signals.async_wait([&](boost::system::error_code ec, int signal) {
+    if (ec) return;
+    LogInfo("relay", std::string("received ") + (signal == SIGINT ? "SIGINT" : "SIGTERM") + ", shutting down");
+    shutdown();
+  });
+
+  // initTimeout: after it, serve what each environment has; with exitOnError, an environment
+  // without live data is fatal (and really exits non-zero: ld-relay's issue #549).
+  net::steady_timer init_timer(io);
+  init_timer.expires_after(config.upstream.init_timeout);
+  init_timer.async_wait([&](boost::system::error_code ec) {
+    if (ec) return;
+    std::string not_live;
+    for (const auto& env : environments) {
+      env->ReleaseCache();
+      if (!env->has_live_data() || env->credential_rejected()) {
+        not_live += (not_live.empty() ? "" : ", ") + env->config().name;
+      }
+    }
+    if (not_live.empty()) return;
+    if (!config.upstream.exit_on_error) {
+      LogWarn("relay", "no live data after upstream.initTimeout for: " + not_live + "; serving what is available");
+      return;
+    }
+    LogError("relay", "no live data after upstream.initTimeout for: " + not_live + "; exiting (upstream.exitOnError)");
+    exit_code = 1;
+    shutdown();
   });
 
   std::vector<std::thread> workers;
@@ -144,7 +184,7 @@ int Run(const config::RelayConfig& config) {
   for (auto& worker : workers) worker.join();
   commits.Stop();  // every change already applied is committed before the process exits
   LogInfo("relay", "stopped");
-  return 0;
+  return exit_code;
 }
 
 }  // namespace flagrelay::relay

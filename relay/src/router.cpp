@@ -196,8 +196,11 @@ void CloseObject(std::string& out) {
 }  // namespace
 
 Router::Router(std::vector<Environment*> environments, metrics::RelayMetrics& metrics,
-               std::string version)
-    : environments_(std::move(environments)), metrics_(metrics), version_(std::move(version)) {
+               std::string version, config::ReadinessConfig readiness)
+    : environments_(std::move(environments)),
+      metrics_(metrics),
+      version_(std::move(version)),
+      readiness_(readiness) {
   for (Environment* env : environments_) by_sdk_key_.emplace(env->config().sdk_key.Reveal(), env);
   for (const RouteDef& route : kRoutes) {
     for (std::size_t c = 0; c < std::size(kStatusClasses); ++c) {
@@ -216,7 +219,8 @@ Environment* Router::Authenticate(std::string_view authorization) const {
   if (authorization.starts_with("api_key ")) authorization.remove_prefix(8);
   if (authorization.empty() || authorization.find(' ') != std::string_view::npos) return nullptr;
   auto it = by_sdk_key_.find(std::string(authorization));
-  return it == by_sdk_key_.end() ? nullptr : it->second;
+  // A key the upstream rejected (401/403) is as unknown downstream as a wrong one (ld-relay).
+  return it == by_sdk_key_.end() || it->second->credential_rejected() ? nullptr : it->second;
 }
 
 HttpResponse Router::Handle(const HttpRequest& request) const {
@@ -320,6 +324,8 @@ HttpResponse Router::Status() const {
     out += "\"connectionStatus\":{";
     AppendField(out, "state", ToString(status.state));
     AppendNumber(out, "stateSince", status.state_since_unix_ms);
+    AppendField(out, "mode", ToString(status.mode));
+    if (status.last_activity_unix_ms != 0) AppendNumber(out, "lastActivityAt", status.last_activity_unix_ms);
     if (status.last_error) {
       out += "\"lastError\":{";
       AppendField(out, "kind", status.last_error->kind);
@@ -364,12 +370,22 @@ HttpResponse Router::Status() const {
 }
 
 HttpResponse Router::Ready() const {
+  const bool live = readiness_.mode == config::ReadinessMode::kLive;
+  const std::int64_t now = NowUnixMs();
   std::string waiting;
   for (const Environment* env : environments_) {
-    if (!env->snapshot()) waiting += (waiting.empty() ? "" : ", ") + env->config().name;
+    bool ready = env->snapshot() != nullptr;
+    if (ready && live) {
+      // Live: the data source is healthy now, and (for a stream) has been heard from recently.
+      const EnvironmentStatus status = env->Status();
+      ready = status.state == ConnectionState::kValid &&
+              (status.mode == SourceMode::kFile ||
+               now - status.last_activity_unix_ms <= readiness_.max_silence.count());
+    }
+    if (!ready) waiting += (waiting.empty() ? "" : ", ") + env->config().name;
   }
   if (waiting.empty()) return JsonMessage(200, "ready");
-  return JsonMessage(503, "no flag data yet for: " + waiting);
+  return JsonMessage(503, std::string(live ? "no live data for: " : "no flag data yet for: ") + waiting);
 }
 
 HttpResponse Router::HandleMetrics(const HttpRequest& request) const {

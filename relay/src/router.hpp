@@ -41,7 +41,7 @@ struct HttpResponse {
 class Router {
  public:
   Router(std::vector<Environment*> environments, metrics::RelayMetrics& metrics,
-         std::string version);
+         std::string version, config::ReadinessConfig readiness = {});
 
   [[nodiscard]] HttpResponse Handle(const HttpRequest& request) const;
 
@@ -63,6 +63,7 @@ class Router {
   std::unordered_map<std::string, Environment*> by_sdk_key_;
   metrics::RelayMetrics& metrics_;
   std::string version_;
+  config::ReadinessConfig readiness_;
   // flagrelay_http_requests_total, resolved per route and status class at construction.
   std::array<std::array<prometheus::Counter*, 5>, static_cast<std::size_t>(RouteId::kCount)> requests_{};
 };

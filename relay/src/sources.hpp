@@ -18,17 +18,40 @@ namespace flagrelay::relay {
 
 class DataSource {
  public:
+  /// Sources are shared_ptr-owned because their pending operations keep them alive; owners hold
+  /// a SourceHandle that stops the source when destroyed.
   virtual ~DataSource() = default;
   virtual void Start() = 0;
   virtual void Stop() = 0;
 };
 
+/// Owns a shared_ptr-held source and stops it when destroyed.
+class SourceHandle final : public DataSource {
+ public:
+  explicit SourceHandle(std::shared_ptr<DataSource> source) : source_(std::move(source)) {}
+  ~SourceHandle() override { source_->Stop(); }
+  void Start() override { source_->Start(); }
+  void Stop() override { source_->Stop(); }
+
+ private:
+  std::shared_ptr<DataSource> source_;
+};
+
+/// TLS context and proxy settings for outbound connections, shared by all environments
+/// (defined in outbound.hpp).
+class Outbound;
+/// Throws std::runtime_error when a configured TLS file cannot be used (a start-up error).
+[[nodiscard]] std::shared_ptr<Outbound> MakeOutbound(const config::UpstreamConfig& upstream,
+                                                     const config::ProxyConfig& proxy);
+
 /// One streaming connection to the upstream per environment, reconnecting with capped exponential
 /// backoff and jitter; 401/403/404 stop it for good (a wrong or revoked key will not start working
-/// by retrying).
+/// by retrying). With upstream.pollingFallback, polls `{baseUri}/sdk/latest-all` while the stream
+/// is down.
 [[nodiscard]] std::unique_ptr<DataSource> MakeUpstreamSource(boost::asio::io_context& io,
                                                              Environment& env,
                                                              const config::UpstreamConfig& upstream,
+                                                             std::shared_ptr<Outbound> outbound,
                                                              std::string user_agent);
 
 /// Polls the environment's `dataFile` (mtime, size, inode) and applies its content on change. A

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <future>
 #include <thread>
 
 #include "fakes.hpp"
@@ -34,6 +35,13 @@ bool Eventually(Pred pred) {
 
 class EnvironmentTest : public ::testing::Test {
  protected:
+  // Waits until every commit job submitted so far has run (they reference their environment).
+  void Drain() {
+    std::promise<void> done;
+    commits_.Submit([&done] { done.set_value(); });
+    done.get_future().wait();
+  }
+
   metrics::RelayMetrics metrics_{"test"};
   FakeStore store_;
   CommitQueue commits_;
@@ -64,6 +72,7 @@ TEST_F(EnvironmentTest, StreamGetsPutThenOnlyAppliedChangesInOrder) {
   env.Subscribe(late, StreamKind::kFlags);
   ASSERT_EQ(late->frames().size(), 1u);
   EXPECT_EQ(late->frames()[0], "event: put\ndata: {}\n\n") << "tombstones are never served";
+  Drain();
 }
 
 TEST_F(EnvironmentTest, PublishesOnlyAfterTheCommit) {
@@ -83,6 +92,7 @@ TEST_F(EnvironmentTest, PublishesOnlyAfterTheCommit) {
   ASSERT_TRUE(Eventually([&] { return sub->frames().size() == 2; }));
   EXPECT_EQ(env.snapshot()->flags().Find("a")->version, 2u);
   EXPECT_EQ(store_.commits(), 2);
+  Drain();
 }
 
 TEST_F(EnvironmentTest, FailedCommitStillServesFromMemoryAndReports) {
@@ -96,6 +106,7 @@ TEST_F(EnvironmentTest, FailedCommitStillServesFromMemoryAndReports) {
   store_.FailCommits(false);
   env.ApplyUpstream(protocol::PatchMessage{protocol::Kind::kFlags, Flag("a", 2)});
   ASSERT_TRUE(Eventually([&] { return env.Status().cache_state == "ok"; }));
+  Drain();
 }
 
 TEST_F(EnvironmentTest, RestartServesCachedDataOfTheSameKeyOnly) {
@@ -105,9 +116,12 @@ TEST_F(EnvironmentTest, RestartServesCachedDataOfTheSameKeyOnly) {
     env.ApplyUpstream(protocol::DeleteMessage{protocol::Kind::kFlags, "b", 2});
     // Committed and published (the commit job touches the environment until it has published).
     ASSERT_TRUE(Eventually([&] { return env.snapshot() && env.snapshot()->data_version() == 2; }));
+    Drain();
   }
   Environment restarted(EnvConfig(), &store_, commits_, env_metrics_);
   restarted.LoadFromCache();
+  EXPECT_EQ(restarted.snapshot(), nullptr) << "held back until the upstream fails or initTimeout";
+  restarted.ReleaseCache();
   auto snap = restarted.snapshot();
   ASSERT_NE(snap, nullptr);
   EXPECT_EQ(snap->source(), protocol::DataSource::kCache);
@@ -122,11 +136,23 @@ TEST_F(EnvironmentTest, RestartServesCachedDataOfTheSameKeyOnly) {
   ASSERT_TRUE(Eventually([&] { return restarted.snapshot()->source() == protocol::DataSource::kUpstream; }));
   EXPECT_EQ(restarted.snapshot()->data_version(), 3u);
 
+  // When the upstream answers first, its data wins and the cached data is never served.
+  Environment fresh(EnvConfig(), &store_, commits_, env_metrics_);
+  fresh.LoadFromCache();
+  fresh.ApplyUpstream(Put({Flag("z", 1)}));
+  ASSERT_TRUE(Eventually([&] { return fresh.snapshot() != nullptr; }));
+  fresh.ReleaseCache();
+  EXPECT_EQ(fresh.snapshot()->source(), protocol::DataSource::kUpstream);
+  EXPECT_EQ(fresh.snapshot()->flags().Find("a"), nullptr);
+  EXPECT_GT(fresh.snapshot()->data_version(), 3u) << "versions continue from the cached ones";
+
   store_.SetFingerprint("prod", "sdk:someone-else");
   Environment other_key(EnvConfig(), &store_, commits_, env_metrics_);
   other_key.LoadFromCache();
+  other_key.ReleaseCache();
   EXPECT_EQ(other_key.snapshot(), nullptr);
   EXPECT_EQ(other_key.Status().cache_load, "mismatch");
+  Drain();
 }
 
 TEST_F(EnvironmentTest, FileReloadAnnouncesDifferencesWithVersionsSdksAccept) {

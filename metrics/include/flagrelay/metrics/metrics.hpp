@@ -32,6 +32,13 @@ enum class UpdateKind { kPut, kPatch, kDelete };
 enum class UpdateResult { kApplied, kStale };
 enum class DataSourceLabel { kNone, kCache, kFile, kUpstream };
 inline constexpr std::size_t kDataSources = 4;
+/// Upstream connection states, as in /status (label values in lower case).
+enum class UpstreamState { kInitializing, kValid, kInterrupted, kOff };
+inline constexpr std::size_t kUpstreamStates = 4;
+/// Why the upstream connection failed (ld-relay's error kinds, lower case).
+enum class ErrorKind { kNetworkError, kErrorResponse, kInvalidData, kUnknown };
+inline constexpr std::size_t kErrorKinds = 4;
+enum class PollResult { kOk, kNotModified, kError };
 
 /// The series of one environment (label `env`).
 struct EnvironmentMetrics {
@@ -39,7 +46,10 @@ struct EnvironmentMetrics {
   std::array<prometheus::Counter*, kSdkKinds> stream_connections{};  // ..._stream_connections_total
   prometheus::Counter* slow_disconnects = nullptr;   // flagrelay_sdk_stream_slow_disconnects_total
   prometheus::Gauge* upstream_connected = nullptr;   // flagrelay_upstream_connected
-  prometheus::Counter* upstream_reconnects = nullptr;  // flagrelay_upstream_reconnects_total
+  std::array<prometheus::Gauge*, kUpstreamStates> upstream_state{};  // flagrelay_upstream_state{state}
+  std::array<prometheus::Counter*, kErrorKinds> upstream_reconnects{};  // ..._reconnects_total{kind}
+  prometheus::Gauge* upstream_last_activity_age = nullptr;  // ..._last_activity_age_seconds (at scrape)
+  std::array<prometheus::Counter*, 3> upstream_polls{};  // flagrelay_upstream_polls_total{result}
   std::array<std::array<prometheus::Counter*, 2>, 3> updates{};  // [UpdateKind][UpdateResult]
   prometheus::Gauge* last_update_timestamp = nullptr;  // flagrelay_data_last_update_timestamp_seconds
   prometheus::Gauge* data_age = nullptr;             // flagrelay_data_age_seconds (set at scrape)
@@ -57,6 +67,13 @@ struct EnvironmentMetrics {
     return *updates[static_cast<std::size_t>(kind)][static_cast<std::size_t>(result)];
   }
   void SetDataSource(DataSourceLabel source) const;
+  void SetUpstreamState(UpstreamState state) const;
+  prometheus::Counter& Reconnects(ErrorKind kind) const {
+    return *upstream_reconnects[static_cast<std::size_t>(kind)];
+  }
+  prometheus::Counter& Polls(PollResult result) const {
+    return *upstream_polls[static_cast<std::size_t>(result)];
+  }
 };
 
 class RelayMetrics {
@@ -90,6 +107,9 @@ class RelayMetrics {
   prometheus::Family<prometheus::Counter>& slow_disconnects_;
   prometheus::Family<prometheus::Gauge>& upstream_connected_;
   prometheus::Family<prometheus::Counter>& upstream_reconnects_;
+  prometheus::Family<prometheus::Gauge>& upstream_state_;
+  prometheus::Family<prometheus::Gauge>& upstream_activity_age_;
+  prometheus::Family<prometheus::Counter>& upstream_polls_;
   prometheus::Family<prometheus::Counter>& updates_;
   prometheus::Family<prometheus::Gauge>& last_update_;
   prometheus::Family<prometheus::Gauge>& data_age_;

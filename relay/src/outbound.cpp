@@ -1,0 +1,228 @@
+#include "outbound.hpp"
+
+#include <openssl/ssl.h>
+
+#include <stdexcept>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/url/parse.hpp>
+
+namespace flagrelay::relay {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+
+namespace {
+
+constexpr auto kAwait = net::as_tuple(net::use_awaitable);
+
+bool IsIpLiteral(const std::string& host) {
+  boost::system::error_code ec;
+  net::ip::make_address(host, ec);
+  return !ec;
+}
+
+std::string Base64(std::string_view in) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const unsigned n = (static_cast<unsigned char>(in[i]) << 16) |
+                       (static_cast<unsigned char>(in[i + 1]) << 8) | static_cast<unsigned char>(in[i + 2]);
+    out += kAlphabet[(n >> 18) & 63];
+    out += kAlphabet[(n >> 12) & 63];
+    out += kAlphabet[(n >> 6) & 63];
+    out += kAlphabet[n & 63];
+  }
+  if (i + 1 == in.size()) {
+    const unsigned n = static_cast<unsigned char>(in[i]) << 16;
+    out += kAlphabet[(n >> 18) & 63];
+    out += kAlphabet[(n >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == in.size()) {
+    const unsigned n = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
+    out += kAlphabet[(n >> 18) & 63];
+    out += kAlphabet[(n >> 12) & 63];
+    out += kAlphabet[(n >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+// NO_PROXY semantics as curl and Go implement them: `*` matches everything; an entry matches the
+// host itself and its subdomains (a leading dot is optional); `host:port` entries also compare
+// the port.
+bool NoProxyMatches(std::string_view list, const Target& target) {
+  while (!list.empty()) {
+    const std::size_t sep = list.find_first_of(", ");
+    std::string_view entry = list.substr(0, sep);
+    list = sep == std::string_view::npos ? std::string_view() : list.substr(sep + 1);
+    if (entry.empty()) continue;
+    if (entry == "*") return true;
+    std::string_view port;
+    if (const std::size_t colon = entry.rfind(':');
+        colon != std::string_view::npos && entry.find(':') == colon) {  // not an IPv6 literal
+      port = entry.substr(colon + 1);
+      entry = entry.substr(0, colon);
+    }
+    if (!port.empty() && port != target.port) continue;
+    if (entry.starts_with('.')) entry.remove_prefix(1);
+    const std::string_view host = target.host;
+    if (host == entry ||
+        (host.size() > entry.size() && host.ends_with(entry) && host[host.size() - entry.size() - 1] == '.')) {
+      return true;
+    }
+  }
+  return false;
+}
+
+struct ProxyTarget {
+  std::string host, port, authorization;  // authorization: "Basic ..." or empty
+};
+
+std::optional<ProxyTarget> ParseProxy(const std::string& url) {
+  const auto parsed = boost::urls::parse_uri(url);
+  if (!parsed || parsed->scheme() != "http" || parsed->host().empty()) return std::nullopt;
+  ProxyTarget proxy;
+  proxy.host = parsed->host_address();
+  proxy.port = parsed->has_port() ? std::string(parsed->port()) : "80";
+  if (parsed->has_userinfo()) {
+    proxy.authorization = "Basic " + Base64(std::string(parsed->user()) + ":" + std::string(parsed->password()));
+  }
+  return proxy;
+}
+
+}  // namespace
+
+std::string Target::HostHeader() const {
+  const std::string name = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  return default_port ? name : name + ":" + port;
+}
+
+std::optional<Target> ParseTarget(std::string_view url) {
+  const auto parsed = boost::urls::parse_uri(url);
+  if (!parsed || (parsed->scheme() != "http" && parsed->scheme() != "https") || parsed->host().empty()) {
+    return std::nullopt;
+  }
+  Target target;
+  target.tls = parsed->scheme() == "https";
+  target.host = parsed->host_address();
+  target.default_port = !parsed->has_port();
+  target.port = parsed->has_port() ? std::string(parsed->port()) : (target.tls ? "443" : "80");
+  target.base_path = parsed->path();
+  while (!target.base_path.empty() && target.base_path.back() == '/') target.base_path.pop_back();
+  return target;
+}
+
+beast::tcp_stream& Connection::lowest() {
+  return std::visit([](auto& s) -> beast::tcp_stream& { return beast::get_lowest_layer(s); }, stream_);
+}
+
+void Connection::Close() {
+  beast::error_code ignored;
+  lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+  lowest().close();
+}
+
+Connection::Tls& Connection::UpgradeToTls(ssl::context& context) {
+  Plain plain = std::move(std::get<Plain>(stream_));
+  return stream_.emplace<Tls>(std::move(plain), context);
+}
+
+Outbound::Outbound(const config::UpstreamConfig& upstream, const config::ProxyConfig& proxy)
+    : tls_(ssl::context::tls_client), proxy_(proxy) {
+  const config::TlsConfig& tls = upstream.tls;
+  tls_.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                   ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  SSL_CTX_set_min_proto_version(tls_.native_handle(),
+                                tls.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
+  tls_.set_verify_mode(ssl::verify_peer);
+  boost::system::error_code ec;
+  tls_.set_default_verify_paths(ec);  // the system CA store
+  auto check = [&ec](std::string_view what, const std::string& path) {
+    if (ec) throw std::runtime_error(std::string(what) + " " + path + ": " + ec.message());
+  };
+  if (!tls.ca_file.empty()) {
+    tls_.load_verify_file(tls.ca_file, ec);
+    check("upstream.tls.caFile", tls.ca_file);
+  }
+  if (!tls.cert_file.empty()) {
+    tls_.use_certificate_chain_file(tls.cert_file, ec);
+    check("upstream.tls.certFile", tls.cert_file);
+    tls_.use_private_key_file(tls.key_file, ssl::context::pem, ec);
+    check("upstream.tls.keyFile", tls.key_file);
+  }
+}
+
+std::optional<std::string> Outbound::ProxyFor(const Target& target) const {
+  const std::string& url =
+      !proxy_.url.empty() ? proxy_.url : (target.tls ? proxy_.https_proxy_env : proxy_.http_proxy_env);
+  if (url.empty() || NoProxyMatches(proxy_.no_proxy, target)) return std::nullopt;
+  return url;
+}
+
+net::awaitable<std::string> Outbound::Connect(const Target& target, Connection& connection,
+                                              config::Duration timeout) {
+  const auto proxy_url = ProxyFor(target);
+  std::optional<ProxyTarget> proxy;
+  if (proxy_url) {
+    proxy = ParseProxy(*proxy_url);
+    if (!proxy) co_return "the proxy URL is not http://[user:pass@]host[:port]";
+  }
+  const std::string& host = proxy ? proxy->host : target.host;
+  const std::string& port = proxy ? proxy->port : target.port;
+  const std::string via = proxy ? " via proxy " + proxy->host + ":" + proxy->port : "";
+
+  tcp::resolver resolver(connection.lowest().get_executor());
+  auto [resolve_ec, endpoints] = co_await resolver.async_resolve(host, port, kAwait);
+  if (resolve_ec) co_return "resolve " + host + ": " + resolve_ec.message();
+
+  connection.lowest().expires_after(timeout);
+  auto [connect_ec, endpoint] = co_await connection.lowest().async_connect(endpoints, kAwait);
+  if (connect_ec) co_return "connect " + host + ":" + port + ": " + connect_ec.message();
+  beast::error_code ignored;
+  connection.lowest().socket().set_option(tcp::no_delay(true), ignored);
+
+  if (proxy) {
+    // An HTTP CONNECT tunnel: the proxy sees only host:port, never the request or the SDK key.
+    const std::string authority =
+        (target.host.find(':') != std::string::npos ? "[" + target.host + "]" : target.host) + ":" + target.port;
+    http::request<http::empty_body> connect{http::verb::connect, authority, 11};
+    connect.set(http::field::host, authority);
+    if (!proxy->authorization.empty()) connect.set(http::field::proxy_authorization, proxy->authorization);
+    connection.lowest().expires_after(timeout);
+    auto [write_ec, written] = co_await http::async_write(connection.lowest(), connect, kAwait);
+    if (write_ec) co_return "proxy CONNECT" + via + ": " + write_ec.message();
+    beast::flat_buffer buffer;
+    http::response_parser<http::empty_body> parser;
+    parser.skip(true);  // a CONNECT response has no body: the tunnel follows the header
+    auto [read_ec, read] = co_await http::async_read_header(connection.lowest(), buffer, parser, kAwait);
+    if (read_ec) co_return "proxy CONNECT" + via + ": " + read_ec.message();
+    if (parser.get().result_int() != 200) {
+      co_return "proxy" + via + " refused CONNECT to " + authority + " with HTTP " +
+          std::to_string(parser.get().result_int());
+    }
+  }
+
+  if (target.tls) {
+    Connection::Tls& tls = connection.UpgradeToTls(tls_);
+    if (!IsIpLiteral(target.host)) SSL_set_tlsext_host_name(tls.native_handle(), target.host.c_str());
+    tls.set_verify_callback(ssl::host_name_verification(target.host));
+    connection.lowest().expires_after(timeout);
+    auto [handshake_ec] = co_await tls.async_handshake(ssl::stream_base::client, kAwait);
+    if (handshake_ec) {
+      co_return "TLS handshake with " + target.host + via + ": " + handshake_ec.message();
+    }
+  }
+  co_return std::string();
+}
+
+}  // namespace flagrelay::relay

@@ -14,8 +14,11 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <openssl/ssl.h>
 
 #include "log.hpp"
 
@@ -24,7 +27,10 @@ namespace flagrelay::relay {
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
+namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 namespace {
 
@@ -42,6 +48,7 @@ struct ServerShared {
   config::StreamsConfig streams;
   metrics::RelayMetrics& metrics;
   std::atomic<std::size_t> connections{0};
+  std::unique_ptr<ssl::context> tls;  // set when the listener serves HTTPS
 };
 
 // Counts one open connection for the cap and the gauge; moves with the socket from the HTTP
@@ -73,9 +80,12 @@ bool IsQuietError(const beast::error_code& ec) {
 
 // An SDK stream: a chunked text/event-stream response that lives until the client goes away, the
 // relay shuts down, or the client falls behind its queue bound.
-class SseSession final : public Subscriber, public std::enable_shared_from_this<SseSession> {
+template <class Stream>
+class SseSession final : public Subscriber, public std::enable_shared_from_this<SseSession<Stream>> {
  public:
-  SseSession(beast::tcp_stream stream, ConnectionSlot slot, Environment& env, StreamKind kind,
+  using std::enable_shared_from_this<SseSession<Stream>>::shared_from_this;
+
+  SseSession(Stream stream, ConnectionSlot slot, Environment& env, StreamKind kind,
              metrics::SdkKind sdk)
       : stream_(std::move(stream)),
         slot_(std::move(slot)),
@@ -83,7 +93,7 @@ class SseSession final : public Subscriber, public std::enable_shared_from_this<
         kind_(kind),
         sdk_index_(static_cast<std::size_t>(sdk)),
         limits_(slot_.shared().streams),
-        lifetime_timer_(stream_.get_executor()) {
+        lifetime_timer_(beast::get_lowest_layer(stream_).get_executor()) {
     env_.metrics().streams[sdk_index_]->Increment();
     env_.metrics().stream_connections[sdk_index_]->Increment();
   }
@@ -101,7 +111,7 @@ class SseSession final : public Subscriber, public std::enable_shared_from_this<
               std::string(http_version == 10 ? "" : "Transfer-Encoding: chunked\r\n") + "\r\n";
     chunked_ = http_version != 10;
     beast::error_code ignored;
-    stream_.socket().set_option(tcp::no_delay(true), ignored);
+    Lowest().socket().set_option(tcp::no_delay(true), ignored);
     if (limits_.max_connection_time.count() > 0) {
       // Up to 20% jitter, so streams opened together (after a deploy) do not all reconnect
       // together: the point of the limit is to rebalance connections, not to stampede.
@@ -115,19 +125,19 @@ class SseSession final : public Subscriber, public std::enable_shared_from_this<
     }
     DoReadSome();
     writing_ = true;
-    stream_.expires_after(limits_.write_timeout);
+    Lowest().expires_after(limits_.write_timeout);
     net::async_write(stream_, net::buffer(header_),
-                     beast::bind_front_handler(&SseSession::OnWrite, shared_from_this(), 0));
+                     beast::bind_front_handler(&SseSession<Stream>::OnWrite, shared_from_this(), 0));
     env_.Subscribe(shared_from_this(), kind_);
   }
 
   void Send(const protocol::SharedBytes& frame) override {
-    net::post(stream_.get_executor(),
+    net::post(Lowest().get_executor(),
               [self = shared_from_this(), frame] { self->Enqueue(frame); });
   }
 
   void Close() override {
-    net::post(stream_.get_executor(), [self = shared_from_this()] { self->CloseNow(); });
+    net::post(Lowest().get_executor(), [self = shared_from_this()] { self->CloseNow(); });
   }
 
  private:
@@ -163,9 +173,9 @@ class SseSession final : public Subscriber, public std::enable_shared_from_this<
       if (chunked_) buffers_.emplace_back("\r\n", 2);
     }
     writing_ = true;
-    stream_.expires_after(limits_.write_timeout);
+    Lowest().expires_after(limits_.write_timeout);
     net::async_write(stream_, buffers_,
-                     beast::bind_front_handler(&SseSession::OnWrite, shared_from_this(), count));
+                     beast::bind_front_handler(&SseSession<Stream>::OnWrite, shared_from_this(), count));
   }
 
   void OnWrite(std::size_t frames, beast::error_code ec, std::size_t) {
@@ -185,7 +195,7 @@ class SseSession final : public Subscriber, public std::enable_shared_from_this<
   // Keeps a read pending so that a client that goes away is noticed at once, not at the next
   // heartbeat. Whatever the client sends is discarded.
   void DoReadSome() {
-    stream_.expires_never();
+    Lowest().expires_never();
     stream_.async_read_some(net::buffer(read_buffer_),
                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
                               if (ec) {
@@ -196,6 +206,8 @@ class SseSession final : public Subscriber, public std::enable_shared_from_this<
                             });
   }
 
+  beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+
   void CloseNow() {
     if (closed_) return;
     closed_ = true;
@@ -203,11 +215,11 @@ class SseSession final : public Subscriber, public std::enable_shared_from_this<
     queued_bytes_ = 0;
     lifetime_timer_.cancel();
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.close();
+    Lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    Lowest().close();
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   ConnectionSlot slot_;
   Environment& env_;
   StreamKind kind_;
@@ -227,20 +239,37 @@ class SseSession final : public Subscriber, public std::enable_shared_from_this<
 
 // One HTTP/1.1 connection: reads requests one at a time (pipelined requests wait in the bounded
 // buffer), answers each, and hands the socket to an SseSession when a request opens a stream.
-class HttpSession : public std::enable_shared_from_this<HttpSession> {
+template <class Stream>
+class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
  public:
-  HttpSession(tcp::socket socket, ConnectionSlot slot)
-      : stream_(std::move(socket)),
+  using std::enable_shared_from_this<HttpSession<Stream>>::shared_from_this;
+
+  template <class... Args>
+  HttpSession(ConnectionSlot slot, Args&&... stream_args)
+      : stream_(std::forward<Args>(stream_args)...),
         slot_(std::move(slot)),
         limits_(slot_.shared().limits),
         buffer_(limits_.max_header_bytes + 64 * 1024) {}
 
   void Run() {
-    net::dispatch(stream_.get_executor(),
-                  beast::bind_front_handler(&HttpSession::DoRead, shared_from_this()));
+    net::dispatch(Lowest().get_executor(), [self = shared_from_this()] {
+      if constexpr (std::is_same_v<Stream, TlsStream>) {
+        // The handshake counts against the header timeout: a client that opens TLS and stalls
+        // is a slowloris too.
+        self->Lowest().expires_after(self->limits_.header_timeout);
+        self->stream_.async_handshake(ssl::stream_base::server, [self](beast::error_code ec) {
+          if (ec) return self->Close();
+          self->DoRead();
+        });
+      } else {
+        self->DoRead();
+      }
+    });
   }
 
  private:
+  beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+
   void DoRead() {
     if (buffer_.size() > 0) {
       DoReadRequest();
@@ -248,7 +277,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     // Between requests, wait for the first byte with the (longer) idle timeout; the header
     // timeout starts when a request begins, which is what stops slowloris clients.
-    stream_.expires_after(limits_.idle_timeout);
+    Lowest().expires_after(limits_.idle_timeout);
     stream_.async_read_some(buffer_.prepare(4096),
                             [self = shared_from_this()](beast::error_code ec, std::size_t n) {
                               if (ec) return self->Close();
@@ -261,9 +290,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
     parser_->body_limit(limits_.max_body_bytes);
-    stream_.expires_after(limits_.header_timeout);
+    Lowest().expires_after(limits_.header_timeout);
     http::async_read(stream_, buffer_, *parser_,
-                     beast::bind_front_handler(&HttpSession::OnRead, shared_from_this()));
+                     beast::bind_front_handler(&HttpSession<Stream>::OnRead, shared_from_this()));
   }
 
   void OnRead(beast::error_code ec, std::size_t) {
@@ -289,7 +318,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
     HttpResponse response = slot_.shared().handler(request);
     if (response.stream_env != nullptr) {
-      auto sse = std::make_shared<SseSession>(std::move(stream_), std::move(slot_),
+      auto sse = std::make_shared<SseSession<Stream>>(std::move(stream_), std::move(slot_),
                                               *response.stream_env, response.stream_kind,
                                               response.stream_sdk);
       sse->Start(req.version());
@@ -318,7 +347,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     res_.keep_alive(keep_alive);
     res_.prepare_payload();
     // A large body to a slow client may take a while; the stream write deadline is the bound.
-    stream_.expires_after(slot_.shared().streams.write_timeout);
+    Lowest().expires_after(slot_.shared().streams.write_timeout);
     http::async_write(stream_, res_,
                       [self = shared_from_this(), keep_alive](beast::error_code ec, std::size_t) {
                         if (ec || !keep_alive) return self->Close();
@@ -329,11 +358,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void Close() {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.close();
+    Lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    Lowest().close();
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   ConnectionSlot slot_;
   const config::ListenConfig& limits_;
   beast::flat_buffer buffer_;
@@ -370,7 +399,11 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       beast::error_code ignored;
       socket.close(ignored);
     } else {
-      std::make_shared<HttpSession>(std::move(socket), ConnectionSlot(shared))->Run();
+      if (shared->tls) {
+        std::make_shared<HttpSession<TlsStream>>(ConnectionSlot(shared), std::move(socket), *shared->tls)->Run();
+      } else {
+        std::make_shared<HttpSession<PlainStream>>(ConnectionSlot(shared), std::move(socket))->Run();
+      }
     }
     DoAccept();
   }
@@ -389,6 +422,21 @@ HttpServer::HttpServer(net::io_context& io, std::string name, Handler handler,
                                              metrics))) {}
 
 HttpServer::~HttpServer() = default;
+
+void HttpServer::EnableTls(const config::TlsConfig& tls) {
+  auto context = std::make_unique<ssl::context>(ssl::context::tls_server);
+  context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                       ssl::context::single_dh_use);
+  SSL_CTX_set_min_proto_version(context->native_handle(),
+                                tls.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
+  beast::error_code ec;
+  context->use_certificate_chain_file(tls.cert_file, ec);
+  if (ec) throw std::runtime_error("listen.tls.certFile " + tls.cert_file + ": " + ec.message());
+  context->use_private_key_file(tls.key_file, ssl::context::pem, ec);
+  if (ec) throw std::runtime_error("listen.tls.keyFile " + tls.key_file + ": " + ec.message());
+  impl_->shared->tls = std::move(context);
+}
 
 std::string HttpServer::Listen(const std::string& host, std::uint16_t port) {
   beast::error_code ec;

@@ -34,6 +34,10 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
+  /// Serves HTTPS instead of HTTP. Throws std::runtime_error when the certificate or key cannot
+  /// be used. Call before Listen.
+  void EnableTls(const config::TlsConfig& tls);
+
   /// Binds and starts accepting. Returns an empty string on success, else what went wrong.
   [[nodiscard]] std::string Listen(const std::string& host, std::uint16_t port);
   /// Stops accepting; open connections finish on their own deadlines.

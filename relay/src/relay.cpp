@@ -103,11 +103,20 @@ int Run(const config::RelayConfig& config) {
   net::io_context io(static_cast<int>(threads));
   HttpServer server(io, "http", [&router](const HttpRequest& r) { return router.Handle(r); },
                     config.listen, config.streams, metrics);
+  if (config.listen.tls) {
+    try {
+      server.EnableTls(*config.listen.tls);
+    } catch (const std::exception& e) {
+      LogError("http", e.what());
+      return 1;
+    }
+  }
   if (std::string error = server.Listen(config.listen.host, config.listen.port); !error.empty()) {
     LogError("http", error);
     return 1;
   }
-  LogInfo("http", "serving SDKs on " + config.listen.host + ":" + std::to_string(config.listen.port));
+  LogInfo("http", std::string("serving SDKs on ") + (config.listen.tls ? "https://" : "http://") +
+                      config.listen.host + ":" + std::to_string(config.listen.port));
 
   std::unique_ptr<HttpServer> metrics_server;
   if (config.metrics.port != 0) {

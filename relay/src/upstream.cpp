@@ -237,7 +237,9 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
 
   void GiveUp(Failure failure) {
     LogError(component_, failure.message + "; not retrying");
-    if (failure.status_code == 401 || failure.status_code == 403) env_.MarkCredentialRejected();
+    // As ld-relay: an environment whose upstream refused it for good (401, 403, 404, ...) answers
+    // its SDKs 401 too, rather than serving data nobody can refresh under that key.
+    if (failure.status_code != 0) env_.MarkCredentialRejected();
     env_.ReleaseCache();
     env_.SetMode(SourceMode::kOff);
     env_.SetConnectionState(ConnectionState::kOff, ErrorFrom(failure));

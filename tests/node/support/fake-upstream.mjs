@@ -4,7 +4,14 @@
 // stream gets `event: put` with {"path":"/","data":{"flags":{...},"segments":{...}}} (unless
 // sendPut is false: then it stays silent, like an upstream that accepts but never sends data).
 // Pushed patches/deletes/puts also update the per-key state so the next connection's put matches.
+//
+// Fault injection (tests/node/faults): `allStatus` / `statusByKey` answer /all with a forced
+// status; `dropStreams` / `endStreams` cut the open streams; `drip` writes bytes slowly; `tls`
+// serves HTTPS; GET /sdk/latest-all answers polls with an ETag (304 on If-None-Match), logged in
+// `polls`, with `pollStatus` to force an error.
 import http from 'node:http';
+import https from 'node:https';
+import { createHash } from 'node:crypto';
 import { sleep } from './http.mjs';
 
 function clone(v) {
@@ -20,8 +27,10 @@ export class FakeUpstream {
    * @param {object} [o.environments] more keys: { [sdkKey]: {flags, segments} }
    * @param {boolean} [o.sendPut=true] send the initial put on connect
    * @param {number} [o.heartbeatMs=0] send ":" comment lines this often (0 = never)
+   * @param {object} [o.tls] serve HTTPS: https.createServer options ({key, cert, maxVersion, ...})
+   * @param {number|null} [o.allStatus] answer every GET /all with this status (null = normal)
    */
-  constructor({ sdkKey, flags = {}, segments = {}, environments = {}, sendPut = true, heartbeatMs = 0 }) {
+  constructor({ sdkKey, flags = {}, segments = {}, environments = {}, sendPut = true, heartbeatMs = 0, tls = null, allStatus = null }) {
     this.sdkKey = sdkKey;
     this.state = new Map();
     this.state.set(sdkKey, { flags: clone(flags), segments: clone(segments) });
@@ -40,10 +49,17 @@ export class FakeUpstream {
     this.server = null;
     this.listening = false;
     this.connectWaiters = [];
+    this.tls = tls;
+    this.allStatus = allStatus; // forced status for every /all request (null = normal)
+    this.statusByKey = new Map(); // forced status for /all requests of one SDK key
+    this.failed = 0; // /all requests answered with a forced status
+    this.pollStatus = null; // forced status for GET /sdk/latest-all (null = normal)
+    this.polls = []; // {time, key, ifNoneMatch, status, etag}
+    this.tlsErrors = []; // {time, message}: TLS handshakes the client aborted
   }
 
   get url() {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
   }
 
   get openStreams() {
@@ -65,8 +81,14 @@ export class FakeUpstream {
   }
 
   async start(port = 0) {
-    const server = http.createServer((req, res) => this.handle(req, res));
+    const handler = (req, res) => this.handle(req, res);
+    const server = this.tls ? https.createServer({ ...this.tls }, handler) : http.createServer(handler);
+    if (this.tls) {
+      server.on('tlsClientError', (err) => this.tlsErrors.push({ time: Date.now(), message: err.message }));
+    }
     server.on('connection', (sock) => {
+      sock.setNoDelay(true);
+      sock.on('error', () => {});
       this.sockets.add(sock);
       sock.on('close', () => this.sockets.delete(sock));
     });
@@ -81,24 +103,48 @@ export class FakeUpstream {
     this.server = server;
     this.port = server.address().port;
     this.listening = true;
-    if (this.heartbeatMs > 0) {
-      this.heartbeatTimer = setInterval(() => this.broadcast(null, ':\n'), this.heartbeatMs);
+    this.setHeartbeat(this.heartbeatMs);
+    return this;
+  }
+
+  /** (Re)starts ":" heartbeats every `ms` (0 = stop). */
+  setHeartbeat(ms) {
+    clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = null;
+    this.heartbeatMs = ms;
+    if (ms > 0 && this.server) {
+      this.heartbeatTimer = setInterval(() => this.broadcast(null, ':\n'), ms);
       this.heartbeatTimer.unref();
     }
-    return this;
   }
 
   handle(req, res) {
     const u = new URL(req.url, 'http://x');
-    this.requests.push({ method: req.method, url: req.url, path: u.pathname, headers: { ...req.headers }, time: Date.now() });
+    const entry = { method: req.method, url: req.url, path: u.pathname, headers: { ...req.headers }, time: Date.now(), status: 0 };
+    this.requests.push(entry);
+    res.on('error', () => {});
+    if (req.method === 'GET' && u.pathname === '/sdk/latest-all') {
+      this.handlePoll(req, res, entry);
+      return;
+    }
     if (req.method === 'GET' && u.pathname === '/all') {
       const key = req.headers.authorization;
+      const forced = this.statusByKey.get(key) ?? this.allStatus;
+      if (forced) {
+        this.failed++;
+        entry.status = forced;
+        res.writeHead(forced, { 'Content-Type': 'text/plain' });
+        res.end(`forced status ${forced}`);
+        return;
+      }
       if (!key || !this.state.has(key)) {
+        entry.status = 401;
         this.rejected++;
         res.writeHead(401, { 'Content-Type': 'text/plain' });
         res.end('unauthorized');
         return;
       }
+      entry.status = 200;
       this.connections++;
       this.connectionsByKey.set(key, (this.connectionsByKey.get(key) ?? 0) + 1);
       res.writeHead(200, {
@@ -107,9 +153,9 @@ export class FakeUpstream {
         Connection: 'keep-alive',
       });
       res.flushHeaders();
-      const entry = { res, key };
-      this.streams.add(entry);
-      const drop = () => this.streams.delete(entry);
+      const stream = { res, key };
+      this.streams.add(stream);
+      const drop = () => this.streams.delete(stream);
       res.on('close', drop);
       req.on('close', drop);
       if (this.sendPut) {
@@ -131,8 +177,36 @@ export class FakeUpstream {
       return;
     }
     req.resume();
+    entry.status = 404;
     res.writeHead(404, { 'Content-Type': 'text/plain' });
     res.end('not found');
+  }
+
+  /** The ETag of the /sdk/latest-all body for `key` (a hash of the data). */
+  etagFor(key = this.sdkKey) {
+    const s = this.state.get(key);
+    const body = JSON.stringify({ flags: s.flags, segments: s.segments });
+    return `"${createHash('sha1').update(body).digest('hex').slice(0, 20)}"`;
+  }
+
+  handlePoll(req, res, entry) {
+    const key = req.headers.authorization;
+    const poll = { time: Date.now(), key, ifNoneMatch: req.headers['if-none-match'] ?? null, status: 0, etag: null };
+    this.polls.push(poll);
+    const answer = (status, headers, body) => {
+      poll.status = status;
+      entry.status = status;
+      res.writeHead(status, headers);
+      res.end(body);
+    };
+    if (this.pollStatus) return answer(this.pollStatus, { 'Content-Type': 'text/plain' }, `forced status ${this.pollStatus}`);
+    if (!key || !this.state.has(key) || this.statusByKey.has(key)) return answer(401, { 'Content-Type': 'text/plain' }, 'unauthorized');
+    const s = this.state.get(key);
+    const etag = this.etagFor(key);
+    poll.etag = etag;
+    const inm = (poll.ifNoneMatch ?? '').split(',').map((x) => x.trim().replace(/^W\//, ''));
+    if (inm.includes(etag)) return answer(304, { ETag: etag }, undefined);
+    return answer(200, { 'Content-Type': 'application/json', ETag: etag }, JSON.stringify({ flags: s.flags, segments: s.segments }));
   }
 
   frame(event, data) {
@@ -209,9 +283,49 @@ export class FakeUpstream {
     }
   }
 
+  /** Destroys every open /all stream at once (abrupt close, no terminating chunk). */
+  dropStreams(key = null) {
+    let n = 0;
+    for (const s of [...this.streams]) {
+      if (key !== null && s.key !== key) continue;
+      s.res.destroy();
+      this.streams.delete(s);
+      n++;
+    }
+    return n;
+  }
+
+  /** Ends every open /all stream cleanly (terminating chunk: the body ends). */
+  endStreams(key = null) {
+    let n = 0;
+    for (const s of [...this.streams]) {
+      if (key !== null && s.key !== key) continue;
+      s.res.end();
+      this.streams.delete(s);
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * Writes `data` (string or Buffer) to the open streams of `key`, `chunkBytes` bytes every
+   * `intervalMs` ms (a slow drip). Resolves when everything is written; returns the bytes written.
+   */
+  async drip(data, { key = this.sdkKey, chunkBytes = 1, intervalMs = 1 } = {}) {
+    const buf = Buffer.isBuffer(data) ? data : Buffer.from(data, 'utf8');
+    const targets = [...this.streams].filter((s) => s.key === key);
+    if (targets.length === 0) throw new Error('fake upstream: drip with no open stream');
+    for (let i = 0; i < buf.length; i += chunkBytes) {
+      for (const s of targets) s.res.write(buf.subarray(i, i + chunkBytes));
+      await sleep(intervalMs);
+    }
+    return buf.length;
+  }
+
   /** Drops every connection and stops listening. */
   async close() {
     clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = null;
     if (!this.server) return;
     const server = this.server;
     this.server = null;

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import { startRelay, makeTempDir } from './relay.mjs';
 import { startFakeUpstream } from './fake-upstream.mjs';
 import { openSse } from './sse-client.mjs';
+import { startConnectProxy } from './connect-proxy.mjs';
 import { KEYS } from './flags.mjs';
 
 export const TEST_TIMEOUT_MS = Number(process.env.FLAGRELAY_TEST_TIMEOUT_MS || 20000);
@@ -53,6 +54,13 @@ export class Scope {
         this.defer(() => r.kill());
       },
     });
+  }
+
+  /** An HTTP CONNECT proxy (support/connect-proxy.mjs), closed at the end of the test. */
+  async proxy(opts) {
+    const p = await startConnectProxy(opts);
+    this.defer(() => p.close());
+    return p;
   }
 
   async sse(url, opts) {

@@ -152,7 +152,7 @@ class OutputBuffer {
 }
 
 export class Relay {
-  constructor({ bin, dir, configPath, config, port, metricsPort, label }) {
+  constructor({ bin, dir, configPath, config, port, metricsPort, label, env }) {
     this.bin = bin;
     this.dir = dir;
     this.configPath = configPath;
@@ -160,6 +160,7 @@ export class Relay {
     this.port = port;
     this.metricsPort = metricsPort;
     this.label = label;
+    this.extraEnv = env ?? {};
     this.url = `http://127.0.0.1:${port}`;
     this.metricsUrl = metricsPort ? `http://127.0.0.1:${metricsPort}` : null;
     this.out = new OutputBuffer();
@@ -167,9 +168,14 @@ export class Relay {
   }
 
   spawn() {
+    // Proxy variables of the test runner's environment would reroute loopback upstream traffic.
+    const env = { ...process.env };
+    for (const k of Object.keys(env)) {
+      if (/^(https?|no|all)_proxy$/i.test(k)) delete env[k];
+    }
     const child = spawn(this.bin, ['--config', this.configPath], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env },
+      env: { ...env, ...this.extraEnv },
     });
     this.proc = child;
     liveChildren.add(child);
@@ -229,6 +235,7 @@ export class Relay {
   /** Sends SIGTERM and waits (bounded) for the exit; returns {code, signal}. */
   async terminate(timeoutMs = 5000) {
     if (this.exitInfo) return this.exitInfo;
+    this.stopRequested = true;
     this.proc.kill('SIGTERM');
     const res = await Promise.race([this.exited, delayUnref(timeoutMs).then(() => null)]);
     if (!res) {
@@ -241,6 +248,7 @@ export class Relay {
   /** SIGKILL, then wait (bounded) for the exit. Idempotent. */
   async kill() {
     if (!this.proc || this.exitInfo) return this.exitInfo;
+    this.stopRequested = true;
     try {
       this.proc.kill('SIGKILL');
     } catch {
@@ -266,7 +274,8 @@ export class Relay {
 /**
  * Writes the config and starts the relay; resolves once /healthz is 200.
  * Options: all of buildConfig's, plus dir (reuse a temp dir, e.g. to keep the cache across
- * restarts), port/metricsPort (reuse ports), metrics (false = metrics.port 0), waitHealthy.
+ * restarts), port/metricsPort (reuse ports), metrics (false = metrics.port 0), waitHealthy,
+ * env (extra environment variables; the runner's *_PROXY variables are never passed on).
  */
 export async function startRelay(opts) {
   const bin = assertRelayBinExists();
@@ -277,7 +286,7 @@ export async function startRelay(opts) {
   const config = buildConfig({ ...opts, port, metricsPort, cacheDir });
   const configPath = path.join(dir, opts.configName ?? 'relay.yaml');
   fs.writeFileSync(configPath, `${toYaml(config)}\n`);
-  const relay = new Relay({ bin, dir, configPath, config, port, metricsPort, label: opts.label });
+  const relay = new Relay({ bin, dir, configPath, config, port, metricsPort, label: opts.label, env: opts.env });
   relay.spawn();
   if (opts.onSpawn) opts.onSpawn(relay);
   if (opts.waitHealthy !== false) await relay.waitHealthy(opts.healthTimeoutMs ?? 10000);

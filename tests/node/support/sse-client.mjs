@@ -24,6 +24,7 @@ export class SseClient {
     this.closedInfo = null;
     this.waiters = new Set();
     this._buf = '';
+    this._scanned = 0;
     this._event = '';
     this._data = [];
     this._hasData = false;
@@ -69,9 +70,10 @@ export class SseClient {
     if (this.body.length < 65536) this.body += chunk.slice(0, 65536 - this.body.length);
     this._buf += chunk;
     // Lines end in \r\n, \n or \r. Keep an unterminated tail (and a trailing \r that may be
-    // the first half of \r\n) for the next chunk.
+    // the first half of \r\n) for the next chunk. The tail kept last time holds no line end
+    // (except perhaps a final \r), so scanning resumes where it stopped: linear in the event size.
     let start = 0;
-    for (let i = 0; i < this._buf.length; i++) {
+    for (let i = Math.max(0, this._scanned - 1); i < this._buf.length; i++) {
       const ch = this._buf[i];
       if (ch !== '\n' && ch !== '\r') continue;
       if (ch === '\r' && i === this._buf.length - 1) break;
@@ -81,6 +83,7 @@ export class SseClient {
       this._onLine(line);
     }
     this._buf = this._buf.slice(start);
+    this._scanned = this._buf.length;
   }
 
   _onLine(line) {

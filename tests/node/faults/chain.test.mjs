@@ -1,0 +1,60 @@
+// Chaining: relay A streams from relay B (upstream.streamUri = B), B from the fake upstream.
+import assert from 'node:assert/strict';
+import { prodEnv, auth } from '../support/harness.mjs';
+import { KEYS, makeFlag, byKey } from '../support/flags.mjs';
+import { sdkClient, nextEmit } from '../support/sdk.mjs';
+import { assertAllPut } from '../support/assertions.mjs';
+import {
+  FAST, FAST_MAX_DELAY_MS, SLACK_MS, user, waitEnv, stateIs, upstreamMetrics, assertStateGauge,
+  assertServes, report, waitVariation,
+  faultTest,
+} from '../support/faults.mjs';
+
+faultTest('chained relays A -> B -> upstream: patches reach clients of A; A is VALID; A recovers when B restarts', async (t, s) => {
+  const f1 = makeFlag('chained', 1, 'v1');
+  const up = await s.upstream({ sdkKey: KEYS.prod, flags: byKey(f1), heartbeatMs: 300 });
+  const dirB = s.tmpDir();
+  const relayB = await s.relay({ dir: dirB, upstreamUrl: up.url, environments: prodEnv(), upstream: FAST, label: 'B' });
+  const relayA = await s.relay({ upstreamUrl: relayB.url, environments: prodEnv(), upstream: { ...FAST, readTimeout: '5s' }, label: 'A' });
+  const a = await waitEnv(relayA, stateIs('VALID'), { what: 'A VALID' });
+  assert.equal(a.dataSource, 'upstream');
+  assert.equal(a.status, 'connected');
+  assertStateGauge(await upstreamMetrics(relayA), 'valid', 'A state gauge');
+  await assertServes(relayA, KEYS.prod, byKey(f1), {}, 'A polling');
+
+  const sse = await s.sse(`${relayA.url}/all`, { headers: auth(KEYS.prod) });
+  assertAllPut(await sse.nextEvent(3000), byKey(f1), {}, 'A /all put');
+  const client = sdkClient(s, relayA, KEYS.prod, { stream: true });
+  await client.waitForInitialization({ timeout: 5 });
+  assert.equal(await client.variation('chained', user('u1'), 'd'), 'v1');
+
+  const samples = [];
+  for (let v = 2; v <= 4; v++) {
+    const upd = nextEmit(client, 'update:chained', 5000);
+    const at = performance.now();
+    up.pushPatch(makeFlag('chained', v, `v${v}`));
+    const ev = await sse.nextEvent(3000);
+    assert.equal(ev.event, 'patch');
+    assert.equal(ev.json().data.version, v);
+    await upd;
+    samples.push(performance.now() - at);
+    assert.equal(await client.variation('chained', user('u1'), 'd'), `v${v}`);
+  }
+  report(t, s, 'chain: upstream patch -> SDK on A (ms, 3 samples)', samples.map((x) => x.toFixed(1)).join(', '), '');
+  up.pushDelete('flags', 'chained', 5);
+  assert.equal((await sse.nextEvent(3000)).event, 'delete');
+  await waitVariation(client, 'chained', 'd', { fallback: 'd' });
+
+  // B goes away: A is interrupted, keeps its data; B comes back on the same port (with its cache).
+  await relayB.kill();
+  await waitEnv(relayA, stateIs('INTERRUPTED'), { what: 'A INTERRUPTED while B is down' });
+  await assertServes(relayA, KEYS.prod, {}, {}, 'A keeps its data while B is down');
+  up.pushPatch(makeFlag('chained', 6, 'v6'));
+  const back = Date.now();
+  const relayB2 = await s.relay({ dir: dirB, port: relayB.port, upstreamUrl: up.url, environments: prodEnv(), upstream: FAST, label: 'B restarted' });
+  await waitEnv(relayA, stateIs('VALID'), { what: 'A VALID again', timeoutMs: FAST_MAX_DELAY_MS + SLACK_MS + 3000 });
+  report(t, s, 'chain: B restarted -> A VALID after', Date.now() - back);
+  await waitVariation(client, 'chained', 'v6');
+  report(t, s, 'chain: B restarted -> SDK on A has v6 after', Date.now() - back);
+  assert.ok(relayB2.running());
+});

@@ -271,7 +271,10 @@ void Environment::Commit(const Change& change) {
   cache::EnvMeta meta{snap.data_version(), snap.updated_at_unix_ms(), Fingerprint(),
                       std::string(protocol::ToString(snap.source()))};
   std::vector<cache::ItemRecord> records;
-  if (change.replace_all) {
+  // After a failed commit the cache lacks that change: only a full rewrite makes it whole again
+  // (a later delta would commit a newer data version over a hole).
+  const bool replace_all = change.replace_all || cache_needs_rewrite_;
+  if (replace_all) {
     records.reserve(snap.flags().items().size() + snap.segments().items().size());
     AppendRecords(records, Kind::kFlags, snap.flags());
     AppendRecords(records, Kind::kSegments, snap.segments());
@@ -281,9 +284,9 @@ void Environment::Commit(const Change& change) {
     }
   }
   const auto started = std::chrono::steady_clock::now();
-  const cache::CommitResult result = change.replace_all
-                                         ? store_->ReplaceAll(config_.name, meta, records)
-                                         : store_->Upsert(config_.name, meta, records);
+  const cache::CommitResult result = replace_all ? store_->ReplaceAll(config_.name, meta, records)
+                                                 : store_->Upsert(config_.name, meta, records);
+  cache_needs_rewrite_ = !result.ok;
   metrics_.cache_commit_duration->Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   (result.ok ? metrics_.cache_commits_ok : metrics_.cache_commits_failed)->Increment();
@@ -366,6 +369,12 @@ void Environment::Subscribe(const std::shared_ptr<Subscriber>& subscriber, Strea
   // gets exactly the changes after the put it starts with.
   if (auto snap = current_.load()) {
     subscriber->Send(kind == StreamKind::kAll ? snap->PutFrameAll() : snap->PutFrameFlags());
+  }
+  // Closed streams leave expired entries (holding their session's memory) until pruned; pruning
+  // whenever the list has doubled since the last prune keeps that bounded at amortized O(1).
+  if (subscribers_.size() >= 2 * subscribers_after_prune_ + 64) {
+    std::erase_if(subscribers_, [](const Subscription& entry) { return entry.subscriber.expired(); });
+    subscribers_after_prune_ = subscribers_.size();
   }
   subscribers_.push_back({subscriber, kind});
 }

@@ -158,6 +158,7 @@ class Environment {
     StreamKind kind;
   };
   std::vector<Subscription> subscribers_;
+  std::size_t subscribers_after_prune_ = 0;
   ConnectionState state_ = ConnectionState::kInitializing;
   SourceMode mode_ = SourceMode::kStreaming;
   std::int64_t state_since_unix_ms_;
@@ -166,6 +167,7 @@ class Environment {
   std::string cache_state_;
   std::string cache_load_ = "disabled";
   std::string cache_error_;
+  bool cache_needs_rewrite_ = false;  // commit thread only: the last commit failed
 };
 
 }  // namespace flagrelay::relay

@@ -127,7 +127,7 @@ class SseSession final : public Subscriber, public std::enable_shared_from_this<
     writing_ = true;
     Lowest().expires_after(limits_.write_timeout);
     net::async_write(stream_, net::buffer(header_),
-                     beast::bind_front_handler(&SseSession<Stream>::OnWrite, shared_from_this(), 0));
+                     beast::bind_front_handler(&SseSession<Stream>::OnWrite, shared_from_this()));
     env_.Subscribe(shared_from_this(), kind_);
   }
 
@@ -143,7 +143,8 @@ class SseSession final : public Subscriber, public std::enable_shared_from_this<
  private:
   void Enqueue(const protocol::SharedBytes& frame) {
     if (closed_) return;
-    // A frame larger than the byte bound (a big `put`) is still accepted into an empty queue.
+    // The bound applies to what waits, not to what is being written; a frame larger than the byte
+    // bound (a big `put`) is still accepted into an empty queue.
     if (!queue_.empty() && (queue_.size() + 1 > limits_.max_queue_events ||
                             queued_bytes_ + frame->size() > limits_.max_queue_bytes)) {
       env_.metrics().slow_disconnects->Increment();
@@ -156,40 +157,64 @@ class SseSession final : public Subscriber, public std::enable_shared_from_this<
     if (!writing_) DoWrite();
   }
 
+  // Writes at most kSlice bytes per write, each write with its own deadline: a slow client that
+  // keeps reading gets a large `put` in full, one that stops reading is cut after writeTimeout.
+  // Small frames are gathered into one write (fewer syscalls under bursts); a large frame is
+  // sent in slices, each its own HTTP chunk.
   void DoWrite() {
-    // Gather everything queued (up to a bound) into one write: fewer syscalls under bursts.
+    constexpr std::size_t kSlice = 256 * 1024;
     constexpr std::size_t kMaxFramesPerWrite = 64;
-    const std::size_t count = std::min(queue_.size(), kMaxFramesPerWrite);
     buffers_.clear();
-    chunk_headers_.resize(count);
-    for (std::size_t i = 0; i < count; ++i) {
-      const std::string& frame = *queue_[i];
+    if (!large_ && queue_.front()->size() > kSlice) {
+      large_ = std::move(queue_.front());
+      queue_.pop_front();
+      queued_bytes_ -= large_->size();
+      large_offset_ = 0;
+    }
+    chunk_headers_.resize(kMaxFramesPerWrite);
+    auto add = [this](std::size_t index, const char* data, std::size_t size) {
       if (chunked_) {
-        const int n = std::snprintf(chunk_headers_[i].data(), chunk_headers_[i].size(), "%zx\r\n",
-                                    frame.size());
-        buffers_.emplace_back(chunk_headers_[i].data(), static_cast<std::size_t>(n));
+        const int n = std::snprintf(chunk_headers_[index].data(), chunk_headers_[index].size(), "%zx\r\n", size);
+        buffers_.emplace_back(chunk_headers_[index].data(), static_cast<std::size_t>(n));
       }
-      buffers_.emplace_back(frame.data(), frame.size());
+      buffers_.emplace_back(data, size);
       if (chunked_) buffers_.emplace_back("\r\n", 2);
+    };
+    if (large_) {
+      slice_ = std::min(kSlice, large_->size() - large_offset_);
+      add(0, large_->data() + large_offset_, slice_);
+    } else {
+      std::size_t bytes = 0;
+      while (!queue_.empty() && in_flight_.size() < kMaxFramesPerWrite &&
+             (in_flight_.empty() || bytes + queue_.front()->size() <= kSlice)) {
+        bytes += queue_.front()->size();
+        queued_bytes_ -= queue_.front()->size();
+        in_flight_.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+        add(in_flight_.size() - 1, in_flight_.back()->data(), in_flight_.back()->size());
+      }
     }
     writing_ = true;
     Lowest().expires_after(limits_.write_timeout);
     net::async_write(stream_, buffers_,
-                     beast::bind_front_handler(&SseSession<Stream>::OnWrite, shared_from_this(), count));
+                     beast::bind_front_handler(&SseSession<Stream>::OnWrite, shared_from_this()));
   }
 
-  void OnWrite(std::size_t frames, beast::error_code ec, std::size_t) {
+  void OnWrite(beast::error_code ec, std::size_t) {
     writing_ = false;
+    // Only now may the written frames go: until the write completes the kernel may read them.
+    in_flight_.clear();
     if (ec) {
+      large_.reset();
       if (!IsQuietError(ec)) LogDebug("stream " + env_.config().name, "write failed: " + ec.message());
       CloseNow();
       return;
     }
-    for (std::size_t i = 0; i < frames && !queue_.empty(); ++i) {
-      queued_bytes_ -= queue_.front()->size();
-      queue_.pop_front();
+    if (large_) {
+      large_offset_ += slice_;
+      if (large_offset_ >= large_->size()) large_.reset();
     }
-    if (!closed_ && !queue_.empty()) DoWrite();
+    if (!closed_ && (large_ || !queue_.empty())) DoWrite();
   }
 
   // Keeps a read pending so that a client that goes away is noticed at once, not at the next
@@ -211,7 +236,7 @@ class SseSession final : public Subscriber, public std::enable_shared_from_this<
   void CloseNow() {
     if (closed_) return;
     closed_ = true;
-    queue_.clear();
+    queue_.clear();  // waiting frames only: frames in a pending write live until OnWrite
     queued_bytes_ = 0;
     lifetime_timer_.cancel();
     beast::error_code ignored;
@@ -228,8 +253,11 @@ class SseSession final : public Subscriber, public std::enable_shared_from_this<
   net::steady_timer lifetime_timer_;
   std::string header_;
   bool chunked_ = true;
-  std::deque<protocol::SharedBytes> queue_;
+  std::deque<protocol::SharedBytes> queue_;  // waiting to be written (bounded)
   std::size_t queued_bytes_ = 0;
+  std::vector<protocol::SharedBytes> in_flight_;  // small frames in the pending write
+  protocol::SharedBytes large_;  // a frame being written in slices
+  std::size_t large_offset_ = 0, slice_ = 0;
   bool writing_ = false;
   bool closed_ = false;
   std::vector<net::const_buffer> buffers_;
@@ -289,8 +317,22 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   void DoReadRequest() {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
-    parser_->body_limit(limits_.max_body_bytes);
+    parser_->body_limit(limits_.max_body_bytes);  // Beast checks Content-Length against it at once
     Lowest().expires_after(limits_.header_timeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&HttpSession<Stream>::OnHeader, shared_from_this()));
+  }
+
+  void OnHeader(beast::error_code ec, std::size_t) {
+    if (ec) return OnRead(ec, 0);
+    // Only methods that carry a body may send one: otherwise any client could make the relay
+    // hold maxBodyBytes per connection before a credential is even looked at.
+    const http::verb method = parser_->get().method();
+    const bool takes_body = method == http::verb::post || method == http::verb::report ||
+                            method == http::verb::put;
+    if (!takes_body && (parser_->chunked() || parser_->content_length().value_or(0) > 0)) {
+      return Reject(413, "a " + std::string(parser_->get().method_string()) + " request takes no body");
+    }
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&HttpSession<Stream>::OnRead, shared_from_this()));
   }
@@ -345,7 +387,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     for (const auto& [name, value] : response.headers) res_.set(name, value);
     if (body_) res_.body() = http::span_body<const char>::value_type(body_->data(), body_->size());
     res_.keep_alive(keep_alive);
-    res_.prepare_payload();
+    // A 304 has no body, and a Content-Length on it would claim the 200 body's length (RFC 9110).
+    if (response.status != 304) res_.prepare_payload();
     // A large body to a slow client may take a while; the stream write deadline is the bound.
     Lowest().expires_after(slot_.shared().streams.write_timeout);
     http::async_write(stream_, res_,

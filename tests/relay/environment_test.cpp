@@ -109,6 +109,30 @@ TEST_F(EnvironmentTest, FailedCommitStillServesFromMemoryAndReports) {
   Drain();
 }
 
+TEST_F(EnvironmentTest, AFailedCommitLeavesNoHoleInTheCache) {
+  {
+    Environment env(EnvConfig(), &store_, commits_, env_metrics_);
+    env.ApplyUpstream(Put({Flag("a", 1), Flag("b", 1)}));
+    Drain();
+    store_.FailCommits(true);
+    env.ApplyUpstream(protocol::DeleteMessage{protocol::Kind::kFlags, "b", 2});  // not persisted
+    Drain();
+    store_.FailCommits(false);
+    env.ApplyUpstream(protocol::PatchMessage{protocol::Kind::kFlags, Flag("a", 2)});
+    Drain();
+  }
+  // Had the last commit been a delta, the cache would say "data version 3" yet still hold the
+  // deleted flag b: a restart during an outage would resurrect it.
+  Environment restarted(EnvConfig(), &store_, commits_, env_metrics_);
+  restarted.LoadFromCache();
+  restarted.ReleaseCache();
+  ASSERT_NE(restarted.snapshot(), nullptr);
+  EXPECT_EQ(restarted.snapshot()->data_version(), 3u);
+  EXPECT_EQ(restarted.snapshot()->flags().Find("a")->version, 2u);
+  const protocol::Item* b = restarted.snapshot()->flags().Find("b");
+  EXPECT_TRUE(b == nullptr || b->deleted);
+}
+
 TEST_F(EnvironmentTest, RestartServesCachedDataOfTheSameKeyOnly) {
   {
     Environment env(EnvConfig(), &store_, commits_, env_metrics_);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { prodEnv, auth } from '../support/harness.mjs';
 import { KEYS, makeFlag, byKey } from '../support/flags.mjs';
 import { sdkClient, nextEmit } from '../support/sdk.mjs';
+import { sleep } from '../support/http.mjs';
 import { assertAllPut } from '../support/assertions.mjs';
 import {
   FAST, FAST_MAX_DELAY_MS, SLACK_MS, user, waitEnv, stateIs, upstreamMetrics, assertStateGauge,
@@ -57,4 +58,19 @@ faultTest('chained relays A -> B -> upstream: patches reach clients of A; A is V
   await waitVariation(client, 'chained', 'v6');
   report(t, s, 'chain: B restarted -> SDK on A has v6 after', Date.now() - back);
   assert.ok(relayB2.running());
+});
+
+faultTest('chained: the key is rejected upstream -> B is OFF and answers 401 -> A is OFF and does not retry', async (t, s) => {
+  const up = await s.upstream({ sdkKey: KEYS.staging, flags: {} }); // prod's key is unknown: 401
+  const relayB = await s.relay({ upstreamUrl: up.url, environments: prodEnv(), cacheDir: null, upstream: FAST, label: 'B' });
+  await waitEnv(relayB, stateIs('OFF'), { what: 'B OFF' });
+  const relayA = await s.relay({ upstreamUrl: relayB.url, environments: prodEnv(), cacheDir: null, upstream: FAST, label: 'A' });
+  const a = await waitEnv(relayA, stateIs('OFF'), { what: 'A OFF (B answers 401)' });
+  assert.equal(a.connectionStatus.lastError?.statusCode, 401);
+  const before = (await upstreamMetrics(relayB)).parsed;
+  await sleep(1500);
+  const after = (await upstreamMetrics(relayB)).parsed;
+  const allReq = (p) => p.samples.filter((x) => x.name === 'flagrelay_http_requests_total' && x.labels.route === '/all').reduce((n, x) => n + x.value, 0);
+  assert.ok(allReq(before) >= 1, `B counted no /all request from A (flagrelay_http_requests_total{route="/all"})`);
+  assert.equal(allReq(after), allReq(before), 'A retried /all on B after a 401');
 });

@@ -307,3 +307,81 @@ faultTest('black-holed upstream (accepts TCP, never answers the request): a new 
   assert.equal(e.connectionStatus.lastError.kind, 'NETWORK_ERROR', JSON.stringify(e.connectionStatus.lastError));
   assert.ok(sockets.size <= 1, `${sockets.size} connections still open: abandoned attempts must be closed`);
 });
+
+faultTest('one failing environment does not disturb another: prod 503s while staging streams patches', async (t, s) => {
+  const up = await s.upstream({
+    sdkKey: KEYS.prod,
+    flags: byKey(makeFlag('p', 1, 'p1')),
+    environments: { [KEYS.staging]: { flags: byKey(makeFlag('st', 1, 's1')) } },
+    heartbeatMs: 250,
+  });
+  const relay = await s.relay({ upstreamUrl: up.url, upstream: FAST, environments: { ...prodEnv(), staging: { sdkKey: KEYS.staging } } });
+  await waitEnv(relay, stateIs('VALID'), { env: 'staging', what: 'staging VALID' });
+  await waitEnv(relay, stateIs('VALID'), { env: 'prod', what: 'prod VALID' });
+  const sse = await s.sse(`${relay.url}/all`, { headers: auth(KEYS.staging) });
+  await sse.nextEvent(3000);
+  up.statusByKey.set(KEYS.prod, 503);
+  up.dropStreams(KEYS.prod);
+  await waitEnv(relay, stateIs('INTERRUPTED'), { env: 'prod', what: 'prod INTERRUPTED' });
+  for (let v = 2; v <= 4; v++) {
+    up.pushPatch(makeFlag('st', v, `s${v}`), { key: KEYS.staging });
+    const ev = await sse.nextEvent(2000);
+    assert.equal(ev.json().data.version, v, 'staging patch while prod fails');
+    await sleep(300);
+  }
+  assert.equal(up.connectionsFor(KEYS.staging), 1, 'staging stream untouched by prod failures');
+  const st = await envStatus(relay, 'staging');
+  assert.equal(st.connectionStatus.state, 'VALID');
+  assert.equal(st.status, 'connected');
+  assertStateGauge(await upstreamMetrics(relay, 'staging'), 'valid', 'staging state gauge');
+  assertStateGauge(await upstreamMetrics(relay, 'prod'), 'interrupted', 'prod state gauge');
+  await assertServes(relay, KEYS.prod, byKey(makeFlag('p', 1, 'p1')), {}, 'prod keeps its data');
+});
+
+faultTest('SIGTERM while the upstream refuses, black-holes or answers 503: clean exit (0) within 3 s', async (t, s) => {
+  const refusedPort = await freePort();
+  const holeSockets = new Set();
+  const hole = net.createServer((sock) => {
+    holeSockets.add(sock);
+    sock.on('data', () => {});
+    sock.on('error', () => {});
+    sock.on('close', () => holeSockets.delete(sock));
+  });
+  await new Promise((resolve) => hole.listen({ host: '127.0.0.1', port: 0 }, resolve));
+  s.defer(() => new Promise((resolve) => {
+    for (const x of holeSockets) x.destroy();
+    hole.close(() => resolve());
+  }));
+  const up = await s.upstream({ sdkKey: KEYS.prod, flags: {}, allStatus: 503 });
+  const targets = [
+    ['refused', `http://127.0.0.1:${refusedPort}`],
+    ['black hole', `http://127.0.0.1:${hole.address().port}`],
+    ['503', up.url],
+  ];
+  const relays = [];
+  for (const [label, url] of targets) {
+    relays.push([label, await s.relay({ upstreamUrl: url, environments: prodEnv(), cacheDir: null, upstream: { ...FAST, readTimeout: '30s', connectTimeout: '30s' }, label })]);
+  }
+  await sleep(800);
+  for (const [label, relay] of relays) {
+    const at = Date.now();
+    const res = await relay.terminate(3000);
+    report(t, s, `SIGTERM during upstream fault (${label}): exit after`, Date.now() - at, `ms ${JSON.stringify(res)}`);
+    assert.deepEqual(res, { code: 0, signal: null }, `${label}: exit after SIGTERM`);
+  }
+});
+
+faultTest('401 at start with a cache: OFF, downstream 401 (cached data of a rejected key is not served)', async (t, s) => {
+  const dir = s.tmpDir();
+  const f = makeFlag('f', 1, 'cached');
+  const up = await s.upstream({ sdkKey: KEYS.prod, flags: byKey(f) });
+  const seed = await s.relay({ dir, upstreamUrl: up.url, environments: prodEnv(), upstream: FAST, label: 'seed' });
+  await waitEnv(seed, stateIs('VALID'), { what: 'seed VALID' });
+  await seed.terminate();
+  up.statusByKey.set(KEYS.prod, 401);
+  const relay = await s.relay({ dir, upstreamUrl: up.url, environments: prodEnv(), upstream: FAST, label: 'key rejected' });
+  const e = await waitEnv(relay, stateIs('OFF'), { what: 'OFF' });
+  s.note(`OFF with cache: dataSource=${e.dataSource}`);
+  const poll = await latestAll(relay, KEYS.prod);
+  assert.equal(poll.status, 401, `downstream polling for an OFF environment with cached data: ${poll.status} (contract: 401)`);
+});

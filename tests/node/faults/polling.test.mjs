@@ -105,3 +105,24 @@ faultTest('polling fallback: stream 503 -> polls with ETag -> data via polling -
     assert.equal(r.code, 0, `promtool check metrics: ${r.output}`);
   }
 });
+
+faultTest('polling fallback from start: the stream never works, data arrives by polling and SDKs initialize', async (t, s) => {
+  const v1 = byKey(makeFlag('pf', 1, 'polled-from-start'));
+  const up = await s.upstream({ sdkKey: KEYS.prod, flags: v1, allStatus: 503 });
+  const spawnAt = Date.now();
+  const relay = await s.relay({
+    upstreamUrl: up.url,
+    environments: prodEnv(),
+    cacheDir: null,
+    upstream: { ...FAST, pollingFallback: { enabled: true, after: '1s', interval: '1s' } },
+  });
+  const client = sdkClient(s, relay, KEYS.prod, { stream: true });
+  await client.waitForInitialization({ timeout: 6 });
+  report(t, s, 'polling fallback from start: SDK initialized after spawn', Date.now() - spawnAt);
+  assert.equal(await client.variation('pf', user('u1'), 'd'), 'polled-from-start');
+  await assertServes(relay, KEYS.prod, v1, {}, 'polled data');
+  const e = await waitEnv(relay, (x) => x.connectionStatus?.mode === 'polling', { what: 'mode polling' });
+  s.note(`polling from start: ${JSON.stringify(e.connectionStatus)} dataSource=${e.dataSource}`);
+  assert.equal(e.dataSource, 'upstream');
+  assert.ok(up.polls.length >= 1 && up.polls[0].time - spawnAt >= 900, `first poll ${up.polls[0]?.time - spawnAt} ms after start (after = 1 s)`);
+});

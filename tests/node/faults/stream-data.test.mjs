@@ -10,7 +10,7 @@ import { assertAllPut } from '../support/assertions.mjs';
 import { sampleSum } from '../support/prom.mjs';
 import {
   FAST, FAST_MAX_DELAY_MS, SLACK_MS, user, envStatus, waitEnv, stateIs, upstreamMetrics,
-  assertStateGauge, assertServes, latestAll, report, waitVariation, frame,
+  assertStateGauge, assertServes, latestAll, report, waitVariation, frame, cpuSeconds, rssKiB, gaps,
   faultTest,
 } from '../support/faults.mjs';
 
@@ -291,4 +291,121 @@ faultTest('slow drip: a put of a few KB written 1 byte/ms is applied intact (mul
   await waitVariation(client, 'd5', flags.d5.variations[0]);
   assert.equal(up.connections, 1, 'no reconnect during the drip');
   assert.equal((await envStatus(relay)).connectionStatus.state, 'VALID');
+});
+
+faultTest('SSE framing variants are parsed (CRLF, multi-line data, comments/id/retry, no space, two events per write); unknown events and paths ignored', async (t, s) => {
+  const { up, relay, sse, client } = await validSetup(s, { flags: byKey(makeFlag('a', 1, 'v1')), upOpts: { heartbeatMs: 250 } });
+  const patchOf = (v) => JSON.stringify({ path: '/flags/a', data: makeFlag('a', v, `v${v}`) });
+  const waitA = async (v, what) => {
+    const deadline = Date.now() + 2000;
+    let got;
+    while (Date.now() < deadline) {
+      got = (await latestAll(relay, KEYS.prod)).body?.flags?.a?.version;
+      if (got === v) return;
+      await sleep(20);
+    }
+    assert.fail(`${what}: flag a is at version ${got}, expected ${v} (event not parsed?)`);
+  };
+  const cases = [
+    ['CRLF line ends', `event: patch\r\ndata: ${patchOf(2)}\r\n\r\n`, 2],
+    ['multi-line data (joined with \\n)', `event: patch\ndata: {"path":"/flags/a",\ndata: "data":${JSON.stringify(makeFlag('a', 3, 'v3'))}}\n\n`, 3],
+    ['comments, id and retry fields inside an event', `: c1\nid: 17\nevent: patch\n: c2\nretry: 5000\ndata: ${patchOf(4)}\n\n`, 4],
+    ['no space after the colon', `event:patch\ndata:${patchOf(5)}\n\n`, 5],
+  ];
+  for (const [what, raw, v] of cases) {
+    up.pushRaw(raw);
+    await waitA(v, what);
+  }
+  // Unknown event name and unknown path: ignored (no change, no error, no reconnect).
+  up.pushRaw(frame('mystery', { path: '/flags/a', data: makeFlag('a', 99, 'mystery') }));
+  up.pushRaw(frame('patch', { path: '/widgets/a', data: { key: 'a', version: 100 } }));
+  // Two events in one write.
+  up.pushRaw(frame('patch', { path: '/flags/a', data: makeFlag('a', 6, 'v6') }) + frame('patch', { path: '/flags/b', data: makeFlag('b', 1, 'b1') }));
+  await waitA(6, 'two events in one write (first)');
+  const body = (await latestAll(relay, KEYS.prod)).body;
+  assert.equal(body.flags.b?.version, 1, 'two events in one write (second)');
+  assert.equal(body.flags.a.variations[0], 'v6');
+  await waitVariation(client, 'b', 'b1');
+  assert.equal(await client.variation('a', user('u1'), 'd'), 'v6');
+  assert.ok(!sse.events.some((e) => e.event === 'mystery'), 'an unknown upstream event was forwarded downstream');
+  assert.ok(!sse.events.some((e) => e.data.includes('/widgets/')), 'a patch with an unknown path was forwarded downstream');
+  assert.equal(up.connections, 1, 'none of these may restart the stream');
+  const e = await envStatus(relay);
+  assert.equal(e.connectionStatus.state, 'VALID');
+  assert.equal(e.connectionStatus.lastError, undefined, `no error expected: ${JSON.stringify(e.connectionStatus.lastError)}`);
+});
+
+faultTest('SSE with bare CR line ends (allowed by the SSE spec) is parsed', async (t, s) => {
+  const { up, relay } = await validSetup(s, { flags: byKey(makeFlag('a', 1, 'v1')), upOpts: { heartbeatMs: 250 } });
+  up.pushRaw(`event: patch\rdata: ${JSON.stringify({ path: '/flags/a', data: makeFlag('a', 2, 'v2') })}\r\r`);
+  const deadline = Date.now() + 2000;
+  let got;
+  while (Date.now() < deadline && got !== 2) {
+    got = (await latestAll(relay, KEYS.prod)).body?.flags?.a?.version;
+    await sleep(20);
+  }
+  assert.equal(got, 2, 'patch framed with bare CR line ends not applied');
+  assert.equal(up.connections, 1);
+});
+
+for (const [label, arm] of [
+  ['invalid JSON on every connection', (up) => { up.connectPayload = 'event: put\ndata: {not json\n\n'; }],
+  ['stream ended right after the 200 headers', (up) => { up.connectPayload = ''; up.endAfterConnectPayload = true; }],
+]) {
+  faultTest(`no reconnect storm: ${label} -> growing backoff, little CPU`, async (t, s) => {
+    const up = await s.upstream({ sdkKey: KEYS.prod, flags: byKey(makeFlag('f', 1, 1)) });
+    arm(up);
+    const relay = await s.relay({ upstreamUrl: up.url, environments: prodEnv(), cacheDir: null, upstream: FAST });
+    const cpu0 = cpuSeconds(relay.pid);
+    const t0 = Date.now();
+    await sleep(3000);
+    const cpu = cpuSeconds(relay.pid) - cpu0;
+    const conns = up.streamRequests(KEYS.prod).filter((r) => r.status === 200 && r.time >= t0 - 500);
+    const g = gaps(conns.map((r) => r.time));
+    report(t, s, `reconnect storm check (${label}): connections in 3 s`, conns.length, `(gaps ${g.join(',')} ms; CPU ${cpu.toFixed(2)} s)`);
+    assert.ok(conns.length >= 3, `only ${conns.length} connection(s) in 3 s: the relay must keep retrying`);
+    assert.ok(conns.length <= 15, `${conns.length} connections in 3 s (gaps ${g.join(',')} ms): a stream that fails at once must not reset the backoff (100 ms doubling to 500 ms allows <= 15)`);
+    for (const [i, gap] of g.entries()) {
+      if (i >= 3) assert.ok(gap >= 200, `gap ${i} is ${gap} ms (gaps ${g.join(',')}): the backoff should have reached its 500 ms cap (250..500 ms with jitter)`);
+    }
+    assert.ok(cpu < 0.3, `CPU ${cpu.toFixed(2)} s in 3 s`);
+    const e = await envStatus(relay);
+    assert.equal(e.connectionStatus.state, 'INITIALIZING', 'never valid');
+    assert.equal(e.connectionStatus.lastError?.kind, label.startsWith('invalid') ? 'INVALID_DATA' : 'NETWORK_ERROR');
+  });
+}
+
+faultTest('an unterminated data line growing past maxEventBytes is cut off while it streams; last good data kept', async (t, s) => {
+  const good = byKey(makeFlag('g', 1, 'good'));
+  const { up, relay, client } = await validSetup(s, { flags: good, upstream: { maxEventBytes: '1MiB', readTimeout: '5s' } });
+  up.sendPut = false;
+  const rss0 = rssKiB(relay.pid);
+  const [stream] = [...up.streams];
+  let closed = false;
+  stream.res.on('close', () => {
+    closed = true;
+  });
+  const LIMIT = 24 << 20;
+  const chunk = Buffer.alloc(64 << 10, 'x');
+  let written = 0;
+  stream.res.write('event: put\ndata: {"path":"/","data":{"flags":{"g":"');
+  const start = Date.now();
+  while (!closed && written < LIMIT && Date.now() - start < 10000) {
+    const ok = stream.res.write(chunk);
+    written += chunk.length;
+    if (!ok) {
+      await Promise.race([new Promise((r) => stream.res.once('drain', r)), sleep(200)]);
+    }
+  }
+  const deadline = Date.now() + 3000;
+  while (!closed && Date.now() < deadline) await sleep(20);
+  const rss1 = rssKiB(relay.pid);
+  report(t, s, 'unterminated line: relay closed the stream after', written / 1048576, `MiB written (RSS ${rss0} -> ${rss1} KiB)`);
+  assert.ok(closed, `the relay kept reading an unterminated ${(written / 1048576).toFixed(0)} MiB event (maxEventBytes 1MiB)`);
+  assert.ok(written < 16 << 20, `${(written / 1048576).toFixed(1)} MiB accepted before the cut (maxEventBytes 1 MiB plus socket buffers)`);
+  const e = await waitEnv(relay, (x) => x.connectionStatus?.lastError?.kind === 'INVALID_DATA', { what: 'INVALID_DATA' });
+  assert.equal(e.connectionStatus.state, 'INTERRUPTED');
+  await up.waitForConnections(2, 3000);
+  await assertServes(relay, KEYS.prod, good, {}, 'last good data');
+  assert.equal(await client.variation('g', user('u1'), 'd'), 'good');
 });

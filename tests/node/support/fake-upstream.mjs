@@ -56,6 +56,8 @@ export class FakeUpstream {
     this.pollStatus = null; // forced status for GET /sdk/latest-all (null = normal)
     this.polls = []; // {time, key, ifNoneMatch, status, etag}
     this.tlsErrors = []; // {time, message}: TLS handshakes the client aborted
+    this.connectPayload = null; // raw text written on connect instead of the put (string, Buffer or fn(key))
+    this.endAfterConnectPayload = false; // then end the stream at once
   }
 
   get url() {
@@ -158,7 +160,10 @@ export class FakeUpstream {
       const drop = () => this.streams.delete(stream);
       res.on('close', drop);
       req.on('close', drop);
-      if (this.sendPut) {
+      if (this.connectPayload !== null) {
+        res.write(typeof this.connectPayload === 'function' ? this.connectPayload(key) : this.connectPayload);
+        if (this.endAfterConnectPayload) res.end();
+      } else if (this.sendPut) {
         const s = this.state.get(key);
         res.write(this.frame('put', { path: '/', data: { flags: s.flags, segments: s.segments } }));
       }

@@ -1,9 +1,11 @@
 // Chaining: relay A streams from relay B (upstream.streamUri = B), B from the fake upstream.
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { prodEnv, auth } from '../support/harness.mjs';
 import { KEYS, makeFlag, byKey } from '../support/flags.mjs';
 import { sdkClient, nextEmit } from '../support/sdk.mjs';
 import { sleep } from '../support/http.mjs';
+import { makeTestPki } from '../support/tls.mjs';
 import { assertAllPut } from '../support/assertions.mjs';
 import {
   FAST, FAST_MAX_DELAY_MS, SLACK_MS, user, waitEnv, stateIs, upstreamMetrics, assertStateGauge,
@@ -73,4 +75,19 @@ faultTest('chained: the key is rejected upstream -> B is OFF and answers 401 -> 
   const allReq = (p) => p.samples.filter((x) => x.name === 'flagrelay_http_requests_total' && x.labels.route === '/all').reduce((n, x) => n + x.value, 0);
   assert.ok(allReq(before) >= 1, `B counted no /all request from A (flagrelay_http_requests_total{route="/all"})`);
   assert.equal(allReq(after), allReq(before), 'A retried /all on B after a 401');
+});
+
+faultTest('chained over HTTPS: A -> B (listen.tls, test CA in A upstream.tls.caFile) -> upstream', async (t, s) => {
+  const p = makeTestPki(path.join(s.tmpDir('flagrelay-pki-'), 'pki'));
+  const up = await s.upstream({ sdkKey: KEYS.prod, flags: byKey(makeFlag('c', 1, 'v1')), heartbeatMs: 300 });
+  const relayB = await s.relay({ upstreamUrl: up.url, environments: prodEnv(), upstream: FAST, label: 'B (https)',
+    extra: { listen: { tls: { certFile: p.good.certFile, keyFile: p.good.keyFile } } }, waitHealthy: false });
+  const bUrl = `https://127.0.0.1:${relayB.port}`;
+  const relayA = await s.relay({ upstreamUrl: bUrl, environments: prodEnv(), upstream: { ...FAST, tls: { caFile: p.caFile } }, label: 'A' });
+  await waitEnv(relayA, stateIs('VALID'), { what: 'A VALID through B over HTTPS', timeoutMs: 8000 });
+  const sse = await s.sse(`${relayA.url}/all`, { headers: auth(KEYS.prod) });
+  await sse.nextEvent(3000);
+  up.pushPatch(makeFlag('c', 2, 'v2'));
+  const ev = await sse.nextEvent(3000);
+  assert.equal(ev.json().data.version, 2);
 });

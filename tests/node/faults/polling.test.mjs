@@ -9,12 +9,14 @@ import { sdkClient } from '../support/sdk.mjs';
 import { assertAllPut } from '../support/assertions.mjs';
 import { promtoolAvailable, promtoolCheck } from '../support/prom.mjs';
 import {
-  FAST, user, waitEnv, stateIs, upstreamMetrics, waitMetrics, assertServes, report, waitVariation, gaps,
+  FAST, latestAll, user, waitEnv, stateIs, upstreamMetrics, waitMetrics, assertServes, report, waitVariation, gaps,
   faultTest,
 } from '../support/faults.mjs';
 
 const AFTER_MS = 1000;
 const INTERVAL_MS = 1000;
+
+const latestAllStatus = async (relay) => (await latestAll(relay, KEYS.prod)).status;
 
 async function waitPolls(up, n, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
@@ -125,4 +127,22 @@ faultTest('polling fallback from start: the stream never works, data arrives by 
   s.note(`polling from start: ${JSON.stringify(e.connectionStatus)} dataSource=${e.dataSource}`);
   assert.equal(e.dataSource, 'upstream');
   assert.ok(up.polls.length >= 1 && up.polls[0].time - spawnAt >= 900, `first poll ${up.polls[0]?.time - spawnAt} ms after start (after = 1 s)`);
+});
+
+faultTest('polling fallback asks for gzip and decodes a gzip body', async (t, s) => {
+  const v1 = byKey(makeFlag('gz', 1, 'gzipped'), makeFlag('gz2', 1, 'x'.repeat(2000)));
+  const up = await s.upstream({ sdkKey: KEYS.prod, flags: v1, allStatus: 503 });
+  up.pollGzip = true;
+  const relay = await s.relay({
+    upstreamUrl: up.url,
+    environments: prodEnv(),
+    cacheDir: null,
+    upstream: { ...FAST, pollingFallback: { enabled: true, after: '0s', interval: '1s' } },
+  });
+  await waitPolls(up, 1, 4000);
+  s.note(`first poll: ${JSON.stringify(up.polls[0])}`);
+  const deadline = Date.now() + 3000;
+  while (Date.now() < deadline && (await latestAllStatus(relay)) !== 200) await sleep(50);
+  await assertServes(relay, KEYS.prod, v1, {}, 'data from a gzip poll');
+  assert.ok(up.polls.some((p) => p.gzip), `no poll accepted gzip (Accept-Encoding ${JSON.stringify(up.polls[0].acceptEncoding)})`);
 });

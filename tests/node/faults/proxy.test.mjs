@@ -111,3 +111,38 @@ faultTest('HTTP_PROXY from the environment is used when proxy.url is not set; NO
   await waitEnv(bypass, stateIs('VALID'), { what: 'VALID directly (NO_PROXY)' });
   assert.equal(proxy.connects.length, seen, `NO_PROXY matched, yet the proxy was used: ${describeProxy(proxy)}`);
 });
+
+faultTest('black-holed proxy (CONNECT never answered): next attempt after connectTimeout', async (t, s) => {
+  const up = await s.upstream({ sdkKey: KEYS.prod, flags: F });
+  const proxy = await s.proxy({ hang: true });
+  const relay = await s.relay({
+    upstreamUrl: up.url,
+    environments: prodEnv(),
+    cacheDir: null,
+    upstream: { ...FAST, connectTimeout: '1s', readTimeout: '20s' },
+    extra: { proxy: { url: `http://127.0.0.1:${proxy.port}` } },
+  });
+  const deadline = Date.now() + 5000;
+  while (proxy.connects.length < 2 && Date.now() < deadline) await sleep(20);
+  assert.ok(proxy.connects.length >= 2, `${proxy.connects.length} CONNECT(s) in 5 s: an unanswered CONNECT must be bounded by connectTimeout (1 s)`);
+  const gap = report(t, s, 'black-holed proxy (connectTimeout 1s): second CONNECT after', proxy.connects[1].time - proxy.connects[0].time);
+  assert.ok(gap >= 900 && gap <= 2500, `second CONNECT ${gap} ms after the first`);
+  const e = await waitEnv(relay, (x) => x.connectionStatus?.lastError != null, { what: 'lastError' });
+  assert.equal(e.connectionStatus.lastError.kind, 'NETWORK_ERROR');
+  assert.equal(up.requests.length, 0);
+});
+
+faultTest('proxy.noProxy host:port entries match only that port', async (t, s) => {
+  const up = await s.upstream({ sdkKey: KEYS.prod, flags: F, heartbeatMs: 300 });
+  const proxy = await s.proxy({ user: USER, pass: PASS });
+  const target = `127.0.0.1:${up.port}`;
+  const otherPort = up.port === 65535 ? 65534 : up.port + 1;
+  const direct = await s.relay({ upstreamUrl: up.url, environments: prodEnv(), upstream: FAST, label: 'noProxy host:port (match)',
+    extra: { proxy: { url: proxyUrl(proxy), noProxy: target } } });
+  await waitEnv(direct, stateIs('VALID'), { what: 'VALID directly' });
+  assert.equal(proxy.connects.length, 0, `noProxy ${target} matched, yet the proxy was used: ${describeProxy(proxy)}`);
+  const proxied = await s.relay({ upstreamUrl: up.url, environments: prodEnv(), upstream: FAST, label: 'noProxy host:port (other port)',
+    extra: { proxy: { url: proxyUrl(proxy), noProxy: `127.0.0.1:${otherPort}` } } });
+  await waitEnv(proxied, stateIs('VALID'), { what: 'VALID through the proxy' });
+  assert.ok(proxy.tunnels(target).length >= 1, `noProxy 127.0.0.1:${otherPort} must not bypass the proxy for ${target}: ${describeProxy(proxy)}`);
+});

@@ -2,6 +2,7 @@
 // certificate verification failures, and downstream HTTPS (listen.tls).
 import assert from 'node:assert/strict';
 import https from 'node:https';
+import net from 'node:net';
 import path from 'node:path';
 import { prodEnv, auth } from '../support/harness.mjs';
 import { KEYS, makeFlag, byKey } from '../support/flags.mjs';
@@ -10,7 +11,7 @@ import { makeTestPki } from '../support/tls.mjs';
 import { sdkClient } from '../support/sdk.mjs';
 import { assertAllPut, assertFlagsMap } from '../support/assertions.mjs';
 import {
-  FAST, user, waitEnv, stateIs, upstreamMetrics, assertStateGauge, assertServes, report, waitVariation,
+  FAST, FAST_MAX_DELAY_MS, SLACK_MS, envStatus, user, waitEnv, stateIs, upstreamMetrics, assertStateGauge, assertServes, report, waitVariation,
   latestAll,
   faultTest,
 } from '../support/faults.mjs';
@@ -146,4 +147,56 @@ faultTest('downstream HTTPS (listen.tls): polling, /status and a streaming SDK o
   assert.equal(await client.variation('tls-flag', user('u1'), 'default'), 'over-tls');
   up.pushPatch(makeFlag('tls-flag', 2, 'patched'));
   await waitVariation(client, 'tls-flag', 'patched');
+});
+
+faultTest('mutual TLS: an upstream requiring a client certificate accepts upstream.tls.certFile/keyFile, rejects a relay without one', async (t, s) => {
+  const p = pki(s);
+  const up = await s.upstream({
+    sdkKey: KEYS.prod,
+    flags: F,
+    heartbeatMs: 300,
+    tls: { key: p.good.key, cert: p.good.cert, ca: p.ca, requestCert: true, rejectUnauthorized: true },
+  });
+  const withCert = await s.relay({ upstreamUrl: up.url, environments: prodEnv(), cacheDir: null, label: 'client cert',
+    upstream: { ...FAST, tls: { caFile: p.caFile, certFile: p.client.certFile, keyFile: p.client.keyFile } } });
+  const without = await s.relay({ upstreamUrl: up.url, environments: prodEnv(), cacheDir: null, label: 'no client cert',
+    upstream: { ...FAST, tls: { caFile: p.caFile } } });
+  await waitEnv(withCert, stateIs('VALID'), { what: 'VALID with a client certificate' });
+  await assertServes(withCert, KEYS.prod, F, {});
+  await sleep(800);
+  const e = await waitEnv(without, () => true);
+  s.note(`without client cert: ${JSON.stringify(e.connectionStatus)}`);
+  assert.equal(e.connectionStatus.state, 'INITIALIZING', 'no client certificate: must not get data');
+  assert.equal(e.connectionStatus.lastError?.kind, 'NETWORK_ERROR', JSON.stringify(e.connectionStatus.lastError));
+  assert.equal(up.streamRequests(KEYS.prod).length, 1, 'only the relay with a client certificate got through');
+});
+
+faultTest('TLS handshake black hole (TCP accepted, no ServerHello): next attempt after connectTimeout, not readTimeout', async (t, s) => {
+  const conns = [];
+  const sockets = new Set();
+  const server = net.createServer((sock) => {
+    conns.push(Date.now());
+    sockets.add(sock);
+    sock.on('data', () => {});
+    sock.on('error', () => {});
+    sock.on('close', () => sockets.delete(sock));
+  });
+  await new Promise((resolve) => server.listen({ host: '127.0.0.1', port: 0 }, resolve));
+  s.defer(() => new Promise((resolve) => {
+    for (const x of sockets) x.destroy();
+    server.close(() => resolve());
+  }));
+  const relay = await s.relay({
+    upstreamUrl: `https://127.0.0.1:${server.address().port}`,
+    environments: prodEnv(),
+    cacheDir: null,
+    upstream: { ...FAST, connectTimeout: '1s', readTimeout: '20s' },
+  });
+  const deadline = Date.now() + 5000;
+  while (conns.length < 2 && Date.now() < deadline) await sleep(20);
+  assert.ok(conns.length >= 2, `${conns.length} TCP connection(s) in 5 s: a TLS handshake that never completes must be bounded by connectTimeout (1 s)`);
+  const gap = report(t, s, 'TLS handshake black hole (connectTimeout 1s): second attempt after', conns[1] - conns[0]);
+  assert.ok(gap >= 900 && gap <= 1000 + FAST_MAX_DELAY_MS + SLACK_MS, `second attempt ${gap} ms after the first`);
+  const e = await envStatus(relay);
+  assert.equal(e.connectionStatus.lastError?.kind, 'NETWORK_ERROR');
 });

@@ -6,7 +6,9 @@ import http from 'node:http';
 import net from 'node:net';
 
 export class ConnectProxy {
-  constructor({ user = null, pass = null } = {}) {
+  /** hang: accept CONNECT requests and never answer them (a black-holed proxy). */
+  constructor({ user = null, pass = null, hang = false } = {}) {
+    this.hang = hang;
     this.expectedAuth = user !== null ? `Basic ${Buffer.from(`${user}:${pass ?? ''}`).toString('base64')}` : null;
     this.connects = []; // {target, auth, time, status}
     this.plainRequests = []; // {method, url, time}
@@ -54,6 +56,10 @@ export class ConnectProxy {
   onConnect(req, client, head) {
     const entry = { target: req.url, auth: req.headers['proxy-authorization'] ?? null, time: Date.now(), status: 0 };
     this.connects.push(entry);
+    if (this.hang) {
+      this.track(client);
+      return;
+    }
     const refuse = (status, text, extra = '') => {
       entry.status = status;
       client.end(`HTTP/1.1 ${status} ${text}\r\n${extra}Content-Length: 0\r\nConnection: close\r\n\r\n`);

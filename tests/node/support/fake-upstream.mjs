@@ -12,6 +12,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { createHash } from 'node:crypto';
+import zlib from 'node:zlib';
 import { sleep } from './http.mjs';
 
 function clone(v) {
@@ -56,6 +57,7 @@ export class FakeUpstream {
     this.pollStatus = null; // forced status for GET /sdk/latest-all (null = normal)
     this.polls = []; // {time, key, ifNoneMatch, status, etag}
     this.tlsErrors = []; // {time, message}: TLS handshakes the client aborted
+    this.pollGzip = false; // gzip /sdk/latest-all bodies when the request accepts gzip
     this.connectPayload = null; // raw text written on connect instead of the put (string, Buffer or fn(key))
     this.endAfterConnectPayload = false; // then end the stream at once
   }
@@ -196,7 +198,7 @@ export class FakeUpstream {
 
   handlePoll(req, res, entry) {
     const key = req.headers.authorization;
-    const poll = { time: Date.now(), key, ifNoneMatch: req.headers['if-none-match'] ?? null, status: 0, etag: null };
+    const poll = { time: Date.now(), key, ifNoneMatch: req.headers['if-none-match'] ?? null, acceptEncoding: req.headers['accept-encoding'] ?? null, status: 0, etag: null, gzip: false };
     this.polls.push(poll);
     const answer = (status, headers, body) => {
       poll.status = status;
@@ -211,7 +213,12 @@ export class FakeUpstream {
     poll.etag = etag;
     const inm = (poll.ifNoneMatch ?? '').split(',').map((x) => x.trim().replace(/^W\//, ''));
     if (inm.includes(etag)) return answer(304, { ETag: etag }, undefined);
-    return answer(200, { 'Content-Type': 'application/json', ETag: etag }, JSON.stringify({ flags: s.flags, segments: s.segments }));
+    const body = JSON.stringify({ flags: s.flags, segments: s.segments });
+    if (this.pollGzip && /\bgzip\b/.test(poll.acceptEncoding ?? '')) {
+      poll.gzip = true;
+      return answer(200, { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip', ETag: etag }, zlib.gzipSync(body));
+    }
+    return answer(200, { 'Content-Type': 'application/json', ETag: etag }, body);
   }
 
   frame(event, data) {

@@ -138,26 +138,31 @@ Connection::Tls& Connection::UpgradeToTls(ssl::context& context) {
 }
 
 Outbound::Outbound(const config::UpstreamConfig& upstream, const config::ProxyConfig& proxy)
-    : tls_(ssl::context::tls_client), proxy_(proxy) {
+    : proxy_(proxy) {
+  const auto is_https = [](const std::string& uri) { return uri.starts_with("https:"); };
+  if (!is_https(upstream.stream_uri) && !is_https(upstream.base_uri) && !is_https(upstream.events_uri)) {
+    return;
+  }
   const config::TlsConfig& tls = upstream.tls;
-  tls_.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                   ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
-  SSL_CTX_set_min_proto_version(tls_.native_handle(),
+  auto& context = tls_.emplace(ssl::context::tls_client);
+  context.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                      ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  SSL_CTX_set_min_proto_version(context.native_handle(),
                                 tls.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
-  tls_.set_verify_mode(ssl::verify_peer);
+  context.set_verify_mode(ssl::verify_peer);
   boost::system::error_code ec;
-  tls_.set_default_verify_paths(ec);  // the system CA store
+  context.set_default_verify_paths(ec);  // the system CA store
   auto check = [&ec](std::string_view what, const std::string& path) {
     if (ec) throw std::runtime_error(std::string(what) + " " + path + ": " + ec.message());
   };
   if (!tls.ca_file.empty()) {
-    tls_.load_verify_file(tls.ca_file, ec);
+    context.load_verify_file(tls.ca_file, ec);
     check("upstream.tls.caFile", tls.ca_file);
   }
   if (!tls.cert_file.empty()) {
-    tls_.use_certificate_chain_file(tls.cert_file, ec);
+    context.use_certificate_chain_file(tls.cert_file, ec);
     check("upstream.tls.certFile", tls.cert_file);
-    tls_.use_private_key_file(tls.key_file, ssl::context::pem, ec);
+    context.use_private_key_file(tls.key_file, ssl::context::pem, ec);
     check("upstream.tls.keyFile", tls.key_file);
   }
 }
@@ -213,7 +218,8 @@ net::awaitable<std::string> Outbound::Connect(const Target& target, Connection& 
   }
 
   if (target.tls) {
-    Connection::Tls& tls = connection.UpgradeToTls(tls_);
+    if (!tls_) co_return "no TLS context for " + target.host + " (no https URI was configured)";
+    Connection::Tls& tls = connection.UpgradeToTls(*tls_);
     if (!IsIpLiteral(target.host)) SSL_set_tlsext_host_name(tls.native_handle(), target.host.c_str());
     tls.set_verify_callback(ssl::host_name_verification(target.host));
     connection.lowest().expires_after(timeout);

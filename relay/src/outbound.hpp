@@ -66,7 +66,9 @@ class Connection {
 /// settings.
 class Outbound {
  public:
-  /// Throws std::runtime_error when a TLS file (CA, certificate, key) cannot be used.
+  /// Throws std::runtime_error when a TLS file (CA, certificate, key) cannot be used. The TLS
+  /// context (OpenSSL, the system CA store: several MiB) is only built when an upstream URI is
+  /// https: a chained sidecar speaking http to its regional relay does not pay for it.
   Outbound(const config::UpstreamConfig& upstream, const config::ProxyConfig& proxy);
 
   /// Connects `connection` to `target`: through the proxy that applies to it (CONNECT tunnel,
@@ -80,7 +82,7 @@ class Outbound {
   [[nodiscard]] std::optional<std::string> ProxyFor(const Target& target) const;
 
  private:
-  boost::asio::ssl::context tls_;
+  std::optional<boost::asio::ssl::context> tls_;
   config::ProxyConfig proxy_;
 };
 

@@ -319,7 +319,15 @@ void Environment::Publish(const Change& change) {
 
   std::lock_guard lock(mutex_);
   current_.store(change.snapshot);
-  if (snap.source() == DataSource::kUpstream || snap.source() == DataSource::kFile) had_live_data_ = true;
+  const bool live = snap.source() == DataSource::kUpstream || snap.source() == DataSource::kFile;
+  if (live) had_live_data_ = true;
+  // A full data set from the source makes the environment VALID when it is served, not when it
+  // was received: /status never says VALID while polling still answers 503.
+  if (live && change.replace_all && state_ != ConnectionState::kOff && state_ != ConnectionState::kValid) {
+    state_ = ConnectionState::kValid;
+    state_since_unix_ms_ = NowUnixMs();
+    metrics_.SetUpstreamState(metrics::UpstreamState::kValid);
+  }
   std::erase_if(subscribers_, [&](const Subscription& entry) {
     auto subscriber = entry.subscriber.lock();
     if (!subscriber) return true;

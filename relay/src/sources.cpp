@@ -76,8 +76,11 @@ class FileSource final : public DataSource, public std::enable_shared_from_this<
     last_problem_.clear();
     LogInfo(component_, "loaded " + path + ": " + std::to_string(data->flags.live_count()) +
                             " flags, " + std::to_string(data->segments.live_count()) + " segments");
+    // The first load turns the environment VALID when it is published; later loads (diffs, or
+    // no change after a bad version of the file) say so here.
+    const bool had_data = env_.has_live_data();
     env_.ApplyFile(std::move(*data));
-    env_.SetConnectionState(ConnectionState::kValid);
+    if (had_data) env_.SetConnectionState(ConnectionState::kValid);
   }
 
   void Report(std::string problem) {

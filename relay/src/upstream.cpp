@@ -210,7 +210,7 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
         poll_timer_.cancel();
       }
       env_.SetMode(SourceMode::kStreaming);
-      env_.SetConnectionState(ConnectionState::kValid);
+      // The environment turns VALID when it publishes this put (after the cache commit).
     }
   }
 
@@ -321,7 +321,9 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
     const unsigned status = response.result_int();
     if (status == 304) {
       env_.metrics().Polls(metrics::PollResult::kNotModified).Increment();
-      co_return PollSucceeded();
+      PollSucceeded();
+      env_.SetConnectionState(ConnectionState::kValid);  // the data served is the upstream's
+      co_return;
     }
     if (status != 200) {
       co_return PollFailed({metrics::ErrorKind::kErrorResponse,
@@ -345,11 +347,11 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
     PollSucceeded();
   }
 
+  // A 200 poll turns the environment VALID when its data is published (like a streamed put).
   void PollSucceeded() {
     if (!polling_healthy_) LogInfo(component_, "polling delivers data");
     polling_healthy_ = true;
     env_.SetMode(SourceMode::kPolling);
-    env_.SetConnectionState(ConnectionState::kValid);
   }
 
   void PollFailed(Failure failure) {

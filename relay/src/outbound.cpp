@@ -205,14 +205,15 @@ net::awaitable<std::string> Outbound::Connect(const Target& target, Connection& 
     if (!proxy->authorization.empty()) connect.set(http::field::proxy_authorization, proxy->authorization);
     connection.lowest().expires_after(timeout);
     auto [write_ec, written] = co_await http::async_write(connection.lowest(), connect, kAwait);
-    if (write_ec) co_return "proxy CONNECT" + via + ": " + write_ec.message();
+    const std::string proxy_name = "proxy " + proxy->host + ":" + proxy->port;
+    if (write_ec) co_return proxy_name + ": CONNECT: " + write_ec.message();
     beast::flat_buffer buffer;
     http::response_parser<http::empty_body> parser;
     parser.skip(true);  // a CONNECT response has no body: the tunnel follows the header
     auto [read_ec, read] = co_await http::async_read_header(connection.lowest(), buffer, parser, kAwait);
-    if (read_ec) co_return "proxy CONNECT" + via + ": " + read_ec.message();
+    if (read_ec) co_return proxy_name + ": CONNECT: " + read_ec.message();
     if (parser.get().result_int() != 200) {
-      co_return "proxy" + via + " refused CONNECT to " + authority + " with HTTP " +
+      co_return proxy_name + " refused CONNECT to " + authority + " with HTTP " +
           std::to_string(parser.get().result_int());
     }
   }

@@ -154,14 +154,15 @@ void Environment::LoadFromCache() {
 void Environment::ReleaseCache() {
   std::lock_guard lock(apply_mutex_);
   if (!held_cache_) return;
-  if (!current_.load()) {
+  if (!served_) {
     LogInfo("cache " + config_.name, "serving cached data until live data arrives");
-    Publish(Change{held_cache_, true, {}});
+    served_ = true;
+    Publish(Change{held_cache_, true, {}, {}});
   }
   held_cache_.reset();
 }
 
-void Environment::ApplyUpstream(protocol::Message message) {
+void Environment::ApplyUpstream(protocol::Message message, Published published) {
   std::lock_guard lock(apply_mutex_);
   const ItemSet empty;
   const ItemSet& flags = latest_ ? latest_->flags() : empty;
@@ -170,7 +171,7 @@ void Environment::ApplyUpstream(protocol::Message message) {
   if (auto* put = std::get_if<protocol::PutMessage>(&message)) {
     metrics_.Updates(metrics::UpdateKind::kPut, metrics::UpdateResult::kApplied).Increment();
     Submit(Change{MakeSnapshot(std::move(put->flags), std::move(put->segments), DataSource::kUpstream),
-                  true, {}});
+                  true, {}, std::move(published)});
     return;
   }
   Kind kind;
@@ -202,15 +203,15 @@ void Environment::ApplyUpstream(protocol::Message message) {
   auto snapshot = kind == Kind::kFlags
                       ? MakeSnapshot(std::move(*updated), segments, DataSource::kUpstream)
                       : MakeSnapshot(flags, std::move(*updated), DataSource::kUpstream);
-  Submit(Change{std::move(snapshot), false, {{kind, std::move(item)}}});
+  Submit(Change{std::move(snapshot), false, {{kind, std::move(item)}}, std::move(published)});
 }
 
-void Environment::ApplyFile(protocol::PutMessage data) {
+void Environment::ApplyFile(protocol::PutMessage data, Published published) {
   std::lock_guard lock(apply_mutex_);
   if (!latest_) {
     metrics_.Updates(metrics::UpdateKind::kPut, metrics::UpdateResult::kApplied).Increment();
     Submit(Change{MakeSnapshot(std::move(data.flags), std::move(data.segments), DataSource::kFile),
-                  true, {}});
+                  true, {}, std::move(published)});
     return;
   }
   Change change;
@@ -243,7 +244,11 @@ void Environment::ApplyFile(protocol::PutMessage data) {
     }
   }
   const bool source_changed = latest_->source() != DataSource::kFile;
-  if (change.items.empty() && !source_changed) return;
+  if (change.items.empty() && !source_changed) {
+    if (published) published();  // nothing to change: what is served is the file's content
+    return;
+  }
+  change.published = std::move(published);
   for (const auto& [kind, item] : change.items) {
     metrics_.Updates(item->deleted ? metrics::UpdateKind::kDelete : metrics::UpdateKind::kPatch,
                      metrics::UpdateResult::kApplied)
@@ -256,6 +261,10 @@ void Environment::ApplyFile(protocol::PutMessage data) {
 void Environment::Submit(Change change) {
   latest_ = change.snapshot;
   held_cache_.reset();  // live data supersedes what the cache held
+  // A stream's first event must be a `put`: whatever is served first is a full data set (a file
+  // diff against held-back cached data included).
+  if (!served_) change.replace_all = true;
+  served_ = true;
   if (store_ == nullptr) {
     Publish(change);
     return;
@@ -317,17 +326,9 @@ void Environment::Publish(const Change& change) {
   frames.reserve(change.items.size());
   for (const auto& [kind, item] : change.items) frames.push_back(protocol::EncodeChange(kind, *item));
 
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
   current_.store(change.snapshot);
-  const bool live = snap.source() == DataSource::kUpstream || snap.source() == DataSource::kFile;
-  if (live) had_live_data_ = true;
-  // A full data set from the source makes the environment VALID when it is served, not when it
-  // was received: /status never says VALID while polling still answers 503.
-  if (live && change.replace_all && state_ != ConnectionState::kOff && state_ != ConnectionState::kValid) {
-    state_ = ConnectionState::kValid;
-    state_since_unix_ms_ = NowUnixMs();
-    metrics_.SetUpstreamState(metrics::UpstreamState::kValid);
-  }
+  if (snap.source() == DataSource::kUpstream || snap.source() == DataSource::kFile) had_live_data_ = true;
   std::erase_if(subscribers_, [&](const Subscription& entry) {
     auto subscriber = entry.subscriber.lock();
     if (!subscriber) return true;
@@ -344,6 +345,10 @@ void Environment::Publish(const Change& change) {
     }
     return false;
   });
+  lock.unlock();
+  // The source learns that its data is served (it then reports VALID: never while polling
+  // would still answer 503).
+  if (change.published) change.published();
 }
 
 void Environment::SetConnectionState(ConnectionState state, std::optional<ErrorInfo> error) {

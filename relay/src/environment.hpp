@@ -12,6 +12,7 @@
 // changes; mutex_ guards subscribers and status; readers load the snapshot without a lock.
 
 #include <atomic>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -97,12 +98,16 @@ class Environment {
   /// first upstream attempt fails, or when initTimeout expires.
   void ReleaseCache();
 
-  /// Applies an upstream `put`, `patch` or `delete` with the version rules.
-  void ApplyUpstream(protocol::Message message);
+  /// Called (on the commit thread, or inline without a cache) once a change is served.
+  using Published = std::function<void()>;
+
+  /// Applies an upstream `put`, `patch` or `delete` with the version rules. `published` runs
+  /// once the change is committed and served (not for a stale change).
+  void ApplyUpstream(protocol::Message message, Published published = {});
   /// Makes the data equal to a data file's content. Changed items get a version above the one
   /// SDKs have (even when the file did not bump it) so that SDKs accept them; the differences are
   /// announced as patches and deletes.
-  void ApplyFile(protocol::PutMessage data);
+  void ApplyFile(protocol::PutMessage data, Published published = {});
 
   void SetConnectionState(ConnectionState state, std::optional<ErrorInfo> error = std::nullopt);
   void SetMode(SourceMode mode);
@@ -127,6 +132,7 @@ class Environment {
     protocol::SnapshotPtr snapshot;
     bool replace_all = false;                    // a new `put` for subscribers, ReplaceAll in LMDB
     std::vector<std::pair<protocol::Kind, protocol::ItemPtr>> items;  // changed items otherwise
+    Published published;
   };
 
   // Requires apply_mutex_. Commits (on the commit thread) and then publishes.
@@ -151,6 +157,7 @@ class Environment {
   std::mutex apply_mutex_;
   protocol::SnapshotPtr latest_;  // newest applied snapshot, committed or not (guarded by apply_mutex_)
   protocol::SnapshotPtr held_cache_;  // loaded from the cache, not yet served (apply_mutex_)
+  bool served_ = false;  // something was published or submitted (apply_mutex_)
 
   mutable std::mutex mutex_;
   struct Subscription {

@@ -7,6 +7,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/url/parse.hpp>
@@ -186,8 +187,18 @@ net::awaitable<std::string> Outbound::Connect(const Target& target, Connection& 
   const std::string& port = proxy ? proxy->port : target.port;
   const std::string via = proxy ? " via proxy " + proxy->host + ":" + proxy->port : "";
 
-  tcp::resolver resolver(connection.lowest().get_executor());
-  auto [resolve_ec, endpoints] = co_await resolver.async_resolve(host, port, kAwait);
+  // Name resolution counts against the timeout too (getaddrinfo can hang on a dead DNS server).
+  // The timer's handler may outlive this frame, so it holds the resolver weakly.
+  const auto executor = connection.lowest().get_executor();
+  auto resolver = std::make_shared<tcp::resolver>(executor);
+  net::steady_timer resolve_deadline(executor);
+  resolve_deadline.expires_after(timeout);
+  resolve_deadline.async_wait([weak = std::weak_ptr<tcp::resolver>(resolver)](boost::system::error_code ec) {
+    if (auto r = weak.lock(); r && !ec) r->cancel();
+  });
+  auto [resolve_ec, endpoints] = co_await resolver->async_resolve(host, port, kAwait);
+  resolve_deadline.cancel();
+  if (resolve_ec == net::error::operation_aborted) co_return "resolve " + host + ": timed out";
   if (resolve_ec) co_return "resolve " + host + ": " + resolve_ec.message();
 
   connection.lowest().expires_after(timeout);
@@ -216,6 +227,8 @@ net::awaitable<std::string> Outbound::Connect(const Target& target, Connection& 
       co_return proxy_name + " refused CONNECT to " + authority + " with HTTP " +
           std::to_string(parser.get().result_int());
     }
+    // Nothing may follow the CONNECT response before we speak: such bytes would be lost.
+    if (buffer.size() != 0) co_return proxy_name + " sent data after its CONNECT response";
   }
 
   if (target.tls) {

@@ -1,5 +1,6 @@
 #include "flagrelay/relay/relay.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <thread>
@@ -143,11 +144,17 @@ int Run(const config::RelayConfig& config) {
   net::steady_timer heartbeat(io);
   ScheduleHeartbeat(heartbeat, config.streams.heartbeat_interval, environments);
 
-  int exit_code = 0;
+  int exit_code = 0;  // read after the io threads are joined
+  std::atomic<bool> shutting_down{false};
   net::steady_timer grace(io);
+  net::steady_timer init_timer(io);
   net::signal_set signals(io, SIGINT, SIGTERM);
-  auto shutdown = [&] {
+  // Runs once, whichever of a signal and exitOnError comes first (they may race on two threads).
+  auto shutdown = [&](int code) {
+    if (shutting_down.exchange(true)) return;
+    exit_code = code;
     signals.cancel();
+    init_timer.cancel();
     server.Stop();
     if (metrics_server) metrics_server->Stop();
     for (const auto& source : sources) source->Stop();
@@ -161,12 +168,11 @@ int Run(const config::RelayConfig& config) {
   signals.async_wait([&](boost::system::error_code ec, int signal) {
     if (ec) return;
     LogInfo("relay", std::string("received ") + (signal == SIGINT ? "SIGINT" : "SIGTERM") + ", shutting down");
-    shutdown();
+    shutdown(0);
   });
 
   // initTimeout: after it, serve what each environment has; with exitOnError, an environment
   // without live data is fatal (and really exits non-zero: ld-relay's issue #549).
-  net::steady_timer init_timer(io);
   init_timer.expires_after(config.upstream.init_timeout);
   init_timer.async_wait([&](boost::system::error_code ec) {
     if (ec) return;
@@ -183,8 +189,7 @@ int Run(const config::RelayConfig& config) {
       return;
     }
     LogError("relay", "no live data after upstream.initTimeout for: " + not_live + "; exiting (upstream.exitOnError)");
-    exit_code = 1;
-    shutdown();
+    shutdown(1);
   });
 
   std::vector<std::thread> workers;

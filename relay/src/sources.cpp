@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
@@ -76,11 +77,12 @@ class FileSource final : public DataSource, public std::enable_shared_from_this<
     last_problem_.clear();
     LogInfo(component_, "loaded " + path + ": " + std::to_string(data->flags.live_count()) +
                             " flags, " + std::to_string(data->segments.live_count()) + " segments");
-    // The first load turns the environment VALID when it is published; later loads (diffs, or
-    // no change after a bad version of the file) say so here.
-    const bool had_data = env_.has_live_data();
-    env_.ApplyFile(std::move(*data));
-    if (had_data) env_.SetConnectionState(ConnectionState::kValid);
+    // VALID once the file's content is served (after the cache commit), not before.
+    env_.ApplyFile(std::move(*data), [self = shared_from_this(), stamp] {
+      net::post(self->strand_, [self, stamp] {
+        if (!self->stopped_ && self->last_ == stamp) self->env_.SetConnectionState(ConnectionState::kValid);
+      });
+    });
   }
 
   void Report(std::string problem) {

@@ -33,6 +33,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kAwait = net::as_tuple(net::use_awaitable);
+// Bound on what Beast may buffer from the upstream besides body bytes (headers, chunk lines and
+// extensions): an upstream sending an endless chunk header fails instead of growing memory.
+constexpr std::size_t kMaxBufferedBytes = 1u << 20;
 
 // Why one connection ended.
 struct Failure {
@@ -141,7 +144,7 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
       co_return Network("send request: " + ec.message());
     }
 
-    beast::flat_buffer buffer;
+    beast::flat_buffer buffer(kMaxBufferedBytes);
     http::response_parser<http::buffer_body> parser;
     parser.body_limit(boost::none);  // a stream has no end; each event is bounded instead
     parser.header_limit(64 * 1024);
@@ -159,6 +162,7 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
     }
     LogInfo(component_, "stream connected");
     connected_at_ = Clock::now();
+    ++connection_id_;
     sse_.Reset();
     invalid_.reset();
 
@@ -199,15 +203,17 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
       return;
     }
     const bool is_put = std::holds_alternative<protocol::PutMessage>(*message);
-    env_.ApplyUpstream(std::move(*message));
+    env_.ApplyUpstream(std::move(*message), is_put ? OnPublished([id = connection_id_](UpstreamSource& self) {
+      // VALID once this connection's put is served, unless the connection failed meanwhile.
+      return id == self.connection_id_ && self.stream_healthy_;
+    }) : Environment::Published{});
     if (is_put) {
       if (!stream_healthy_) LogInfo(component_, "received full data set");
       stream_healthy_ = true;
       failing_since_.reset();
       if (polling_) {
         LogInfo(component_, "stream is back; polling stops");
-        polling_ = false;
-        poll_timer_.cancel();
+        StopPolling();
       }
       env_.SetMode(SourceMode::kStreaming);
       // The environment turns VALID when it publishes this put (after the cache commit).
@@ -243,8 +249,25 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
     env_.ReleaseCache();
     env_.SetMode(SourceMode::kOff);
     env_.SetConnectionState(ConnectionState::kOff, ErrorFrom(failure));
+    StopPolling();
+  }
+
+  void StopPolling() {
     polling_ = false;
+    polling_healthy_ = false;
     poll_timer_.cancel();
+    if (poll_connection_) poll_connection_->Close();  // a poll in flight ends now
+  }
+
+  // A callback for Environment::Apply*: once the change is served, back on this strand, reports
+  // VALID if `still_current(*this)` holds then.
+  template <class Check>
+  Environment::Published OnPublished(Check still_current) {
+    return [self = shared_from_this(), still_current] {
+      net::post(self->strand_, [self, still_current] {
+        if (!self->stopped_ && still_current(*self)) self->env_.SetConnectionState(ConnectionState::kValid);
+      });
+    };
   }
 
   static ErrorInfo ErrorFrom(const Failure& failure) {
@@ -268,6 +291,7 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
       return;
     }
     polling_ = true;
+    if (poll_loop_running_) return;  // a loop still finishing its last poll carries on
     LogWarn(component_, "streaming has failed for " +
                             std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
                                                Clock::now() - *failing_since_).count()) +
@@ -276,17 +300,21 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
     net::co_spawn(strand_, [self = shared_from_this()] { return self->PollLoop(); }, net::detached);
   }
 
+  // At most one runs (poll_loop_running_); it owns each poll's connection and publishes it in
+  // poll_connection_ only so that StopPolling/Stop can close it.
   net::awaitable<void> PollLoop() {
+    poll_loop_running_ = true;
     while (polling_ && !stopped_) {
-      poll_connection_ = std::make_shared<Connection>(strand_);
-      co_await PollOnce(*poll_connection_);
-      if (poll_connection_) poll_connection_->Close();
+      auto connection = std::make_shared<Connection>(strand_);
+      poll_connection_ = connection;
+      co_await PollOnce(*connection);
+      connection->Close();
       poll_connection_.reset();
       if (!polling_ || stopped_) break;
       poll_timer_.expires_after(config_.polling_fallback.interval);
       co_await poll_timer_.async_wait(kAwait);
     }
-    polling_healthy_ = false;
+    poll_loop_running_ = false;
   }
 
   net::awaitable<void> PollOnce(Connection& connection) {
@@ -308,7 +336,7 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
     if (auto [ec, n] = co_await http::async_write(stream, request, kAwait); ec) {
       co_return PollFailed(Network("poll: send request: " + ec.message()));
     }
-    beast::flat_buffer buffer;
+    beast::flat_buffer buffer(kMaxBufferedBytes);
     http::response_parser<http::string_body> parser;
     parser.body_limit(config_.max_event_bytes);
     beast::get_lowest_layer(stream).expires_after(config_.read_timeout);
@@ -343,7 +371,9 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
       poll_etag_.clear();
     }
     env_.metrics().Polls(metrics::PollResult::kOk).Increment();
-    env_.ApplyUpstream(protocol::Message{std::move(*data)});
+    env_.ApplyUpstream(protocol::Message{std::move(*data)}, OnPublished([](UpstreamSource& self) {
+      return self.polling_ && self.polling_healthy_;
+    }));
     PollSucceeded();
   }
 
@@ -355,6 +385,7 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
   }
 
   void PollFailed(Failure failure) {
+    if (!polling_ || stopped_) return;  // polling was stopped: the stream owns the state again
     env_.metrics().Polls(metrics::PollResult::kError).Increment();
     LogWarn(component_, failure.message);
     polling_healthy_ = false;
@@ -383,8 +414,10 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
   Clock::time_point connected_at_{};
   std::optional<Clock::time_point> failing_since_;
   unsigned attempt_ = 0;
+  std::uint64_t connection_id_ = 0;  // counts stream connections that got a 200
   bool stream_healthy_ = false;  // a put arrived on the current connection
   bool polling_ = false;
+  bool poll_loop_running_ = false;
   bool polling_healthy_ = false;
   std::string poll_etag_;
   bool stopped_ = false;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <thread>
@@ -201,6 +202,30 @@ TEST_F(EnvironmentTest, FileReloadAnnouncesDifferencesWithVersionsSdksAccept) {
   EXPECT_EQ(sub->frames().size(), 4u) << "an unchanged file announces nothing";
   env.ApplyFile(Put({Flag("same", 1), Flag("edited", 3, false), Flag("new", 1), Flag("gone", 1)}));
   EXPECT_EQ(env.snapshot()->flags().Find("gone")->version, 4u) << "re-added above its tombstone";
+}
+
+TEST_F(EnvironmentTest, TheFirstThingServedIsAPutEvenForAFileDiffOverHeldCache) {
+  {
+    Environment env(EnvConfig(), &store_, commits_, env_metrics_);
+    env.ApplyFile(Put({Flag("a", 1), Flag("b", 1)}));
+    Drain();
+  }
+  Environment restarted(EnvConfig(), &store_, commits_, env_metrics_);
+  restarted.LoadFromCache();  // held back: nothing served yet
+  auto early = std::make_shared<RecordingSubscriber>();
+  restarted.Subscribe(early, StreamKind::kAll);
+  std::atomic<int> published{0};
+  // The file changed while the relay was down: a diff against the cached data...
+  restarted.ApplyFile(Put({Flag("a", 1, false)}), [&published] { ++published; });
+  Drain();
+  // ...yet the early stream must start with a put, not with patches it cannot apply.
+  const auto frames = early->frames();
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_TRUE(frames[0].starts_with("event: put\n")) << frames[0];
+  EXPECT_EQ(published.load(), 1) << "the source learns when its data is served";
+  EXPECT_EQ(restarted.snapshot()->source(), protocol::DataSource::kFile);
+  EXPECT_EQ(restarted.snapshot()->flags().Find("a")->version, 2u) << "versions continue";
+  Drain();
 }
 
 TEST_F(EnvironmentTest, SubscribersGoneOrClosedAreDropped) {

@@ -135,3 +135,26 @@ relayTest('dataFile environment keeps serving the last good data when the file b
   assert.equal(ev.event, 'patch');
   await waitFor(async () => (await httpRequest(`${relay.url}/readyz`)).status === 200, { timeoutMs: 2000, what: '/readyz 200' });
 });
+
+relayTest('dataFile environment with a cache is VALID again after a restart, and an edit made while it was down streams as a put', async (t, s) => {
+  const dir = s.tmpDir();
+  const file = path.join(dir, 'f.json');
+  writeInPlace(file, { flags: byKey(makeFlag('a', 1, 'one')), segments: {} });
+  const up = await s.upstream({ sdkKey: KEYS.prod });
+  const env = { staging: { sdkKey: KEYS.staging, dataFile: file, dataFilePollInterval: '100ms' } };
+  const statusOf = async (relay) => (await httpRequest(`${relay.url}/status`)).json().environments.staging;
+  const first = await s.relay({ dir, upstreamUrl: up.url, environments: env });
+  await waitFor(async () => (await statusOf(first)).connectionStatus.state === 'VALID', { timeoutMs: 5000, what: 'first run VALID' });
+  await first.terminate();
+
+  writeInPlace(file, { flags: byKey(makeFlag('a', 1, 'two')), segments: {} });  // edited while down
+  const second = await s.relay({ dir, port: first.port, upstreamUrl: up.url, environments: env });
+  const sub = await s.sse(`${second.url}/all`, { headers: auth(KEYS.staging) });
+  const ev = await sub.nextEvent(5000);
+  assert.equal(ev.event, 'put', 'a stream starts with a put');
+  assert.equal(value(ev.json().data.flags.a), 'two');
+  const st = await waitFor(async () => { const x = await statusOf(second); return x.connectionStatus.state === 'VALID' ? x : null; },
+    { timeoutMs: 5000, what: 'second run VALID' });
+  assert.equal(st.dataSource, 'file');
+  assert.equal(st.cache.load, 'loaded');
+});

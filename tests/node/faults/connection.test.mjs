@@ -2,7 +2,6 @@
 // and no busy loop while the upstream refuses. Each test checks what SDK/SSE clients see and what
 // /status and /metrics report, and prints recovery times (lines "# TIMING ...").
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { prodEnv, auth } from '../support/harness.mjs';
 import { KEYS, makeFlag, byKey } from '../support/flags.mjs';
 import { httpRequest, sleep } from '../support/http.mjs';
@@ -14,6 +13,7 @@ import {
   assertStateGauge, waitMetrics, assertServes, latestAll, report, cpuSeconds, streamAttempts, gaps, waitAttempts,
   waitVariation,
   faultTest,
+  blackHole,
 } from '../support/faults.mjs';
 
 
@@ -277,22 +277,9 @@ faultTest('reconnectResetAfter: the backoff resets only after that long of healt
 });
 
 faultTest('black-holed upstream (accepts TCP, never answers the request): a new connection after readTimeout, NETWORK_ERROR', async (t, s) => {
-  const conns = [];
-  const sockets = new Set();
-  const server = net.createServer((sock) => {
-    conns.push(Date.now());
-    sockets.add(sock);
-    sock.on('data', () => {}); // read the request, answer nothing
-    sock.on('error', () => {});
-    sock.on('close', () => sockets.delete(sock));
-  });
-  await new Promise((resolve) => server.listen({ host: '127.0.0.1', port: 0 }, resolve));
-  s.defer(() => new Promise((resolve) => {
-    for (const x of sockets) x.destroy();
-    server.close(() => resolve());
-  }));
+  const { port: holePort, conns, sockets } = await blackHole(s);
   const relay = await s.relay({
-    upstreamUrl: `http://127.0.0.1:${server.address().port}`,
+    upstreamUrl: `http://127.0.0.1:${holePort}`,
     environments: prodEnv(),
     cacheDir: null,
     upstream: { ...FAST, readTimeout: '1s', connectTimeout: '1s' },
@@ -340,22 +327,11 @@ faultTest('one failing environment does not disturb another: prod 503s while sta
 
 faultTest('SIGTERM while the upstream refuses, black-holes or answers 503: clean exit (0) within 3 s', async (t, s) => {
   const refusedPort = await freePort();
-  const holeSockets = new Set();
-  const hole = net.createServer((sock) => {
-    holeSockets.add(sock);
-    sock.on('data', () => {});
-    sock.on('error', () => {});
-    sock.on('close', () => holeSockets.delete(sock));
-  });
-  await new Promise((resolve) => hole.listen({ host: '127.0.0.1', port: 0 }, resolve));
-  s.defer(() => new Promise((resolve) => {
-    for (const x of holeSockets) x.destroy();
-    hole.close(() => resolve());
-  }));
+  const hole = await blackHole(s);
   const up = await s.upstream({ sdkKey: KEYS.prod, flags: {}, allStatus: 503 });
   const targets = [
     ['refused', `http://127.0.0.1:${refusedPort}`],
-    ['black hole', `http://127.0.0.1:${hole.address().port}`],
+    ['black hole', `http://127.0.0.1:${hole.port}`],
     ['503', up.url],
   ];
   const relays = [];

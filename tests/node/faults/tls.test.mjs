@@ -2,7 +2,6 @@
 // certificate verification failures, and downstream HTTPS (listen.tls).
 import assert from 'node:assert/strict';
 import https from 'node:https';
-import net from 'node:net';
 import path from 'node:path';
 import { prodEnv, auth } from '../support/harness.mjs';
 import { KEYS, makeFlag, byKey } from '../support/flags.mjs';
@@ -14,6 +13,7 @@ import {
   FAST, FAST_MAX_DELAY_MS, SLACK_MS, envStatus, user, waitEnv, stateIs, upstreamMetrics, assertStateGauge, assertServes, report, waitVariation,
   latestAll,
   faultTest,
+  blackHole,
 } from '../support/faults.mjs';
 
 const F = byKey(makeFlag('tls-flag', 1, 'over-tls'));
@@ -172,22 +172,9 @@ faultTest('mutual TLS: an upstream requiring a client certificate accepts upstre
 });
 
 faultTest('TLS handshake black hole (TCP accepted, no ServerHello): next attempt after connectTimeout, not readTimeout', async (t, s) => {
-  const conns = [];
-  const sockets = new Set();
-  const server = net.createServer((sock) => {
-    conns.push(Date.now());
-    sockets.add(sock);
-    sock.on('data', () => {});
-    sock.on('error', () => {});
-    sock.on('close', () => sockets.delete(sock));
-  });
-  await new Promise((resolve) => server.listen({ host: '127.0.0.1', port: 0 }, resolve));
-  s.defer(() => new Promise((resolve) => {
-    for (const x of sockets) x.destroy();
-    server.close(() => resolve());
-  }));
+  const { port: holePort, conns } = await blackHole(s);
   const relay = await s.relay({
-    upstreamUrl: `https://127.0.0.1:${server.address().port}`,
+    upstreamUrl: `https://127.0.0.1:${holePort}`,
     environments: prodEnv(),
     cacheDir: null,
     upstream: { ...FAST, connectTimeout: '1s', readTimeout: '20s' },

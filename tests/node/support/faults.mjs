@@ -2,6 +2,7 @@
 // /metrics views, bounded waits on them, timing reports and process CPU/RSS figures.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import { httpRequest, sleep } from './http.mjs';
 import { scrape, findSamples } from './prom.mjs';
 import { assertFlagsMap, assertSegmentsMap } from './assertions.mjs';
@@ -198,3 +199,26 @@ export async function waitVariation(client, flagKey, value, { timeoutMs = 5000, 
 
 /** A raw SSE frame (string) for pushRaw. */
 export const frame = (event, data) => `event: ${event}\ndata: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`;
+
+/**
+ * A TCP server on 127.0.0.1 that accepts connections, reads whatever is sent and never answers
+ * (a black-holed upstream or proxy). Closed, with its sockets, when the test ends.
+ * Returns { port, conns, sockets }: the accept time (ms) of each connection, and the open ones.
+ */
+export async function blackHole(s) {
+  const conns = [];
+  const sockets = new Set();
+  const server = net.createServer((sock) => {
+    conns.push(Date.now());
+    sockets.add(sock);
+    sock.on('data', () => {}); // read the request, answer nothing
+    sock.on('error', () => {});
+    sock.on('close', () => sockets.delete(sock));
+  });
+  await new Promise((resolve) => server.listen({ host: '127.0.0.1', port: 0 }, resolve));
+  s.defer(() => new Promise((resolve) => {
+    for (const x of sockets) x.destroy();
+    server.close(() => resolve());
+  }));
+  return { port: server.address().port, conns, sockets };
+}

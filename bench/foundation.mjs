@@ -32,9 +32,12 @@ function flags(n) {
   return out;
 }
 
-function rssKiB(pid) {
+// Resident memory in KiB: all of it, and the anonymous part (heap, stacks: what the process
+// itself allocated, as opposed to shared-library pages that the page cache can share/reclaim).
+function memoryKiB(pid) {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
+  const field = (name) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)[1]);
+  return { rss: field('VmRSS'), anon: field('RssAnon') };
 }
 
 function get(url, headers) {
@@ -54,7 +57,7 @@ async function idleRss() {
     environments: { bench: { sdkKey: SDK_KEY } } });
   try {
     await sleep(2000);  // connected, put applied and committed, then idle
-    return rssKiB(relay.pid);
+    return memoryKiB(relay.pid);
   } finally {
     await relay.terminate();
     await up.close();
@@ -133,6 +136,9 @@ const fmt = (x) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
 console.log(`flagrelay foundation figures (${runs} runs each; medians; machine: ${(await import('node:os')).cpus().length} cores)`);
 console.log('| figure | median | spread |');
 console.log('|---|---|---|');
-console.log(`| idle RSS, 1 environment, 100 flags | ${(median(rss) / 1024).toFixed(1)} MiB | ${(Math.min(...rss) / 1024).toFixed(1)}–${(Math.max(...rss) / 1024).toFixed(1)} MiB |`);
+const mib = (xs, f) => `${(median(xs.map(f)) / 1024).toFixed(1)} MiB`;
+const spread = (xs, f) => `${(Math.min(...xs.map(f)) / 1024).toFixed(1)}–${(Math.max(...xs.map(f)) / 1024).toFixed(1)} MiB`;
+console.log(`| idle RSS, 1 environment, 100 flags | ${mib(rss, (m) => m.rss)} | ${spread(rss, (m) => m.rss)} |`);
+console.log(`| … of which anonymous (heap, stacks) | ${mib(rss, (m) => m.anon)} | ${spread(rss, (m) => m.anon)} |`);
 console.log(`| start → first /sdk/latest-all 200 from the cache, upstream down, 10,000 flags | ${fmt(median(cold))} ms | ${fmt(Math.min(...cold))}–${fmt(Math.max(...cold))} ms |`);
 console.log(`| upstream patch → Node SDK update event (200 patches, 100-flag env) | ${fmt(median(lat))} ms | p99 ${fmt(pct(lat, 99))} ms, max ${fmt(Math.max(...lat))} ms |`);

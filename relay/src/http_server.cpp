@@ -171,7 +171,9 @@ class SseSession final : public Subscriber, public std::enable_shared_from_this<
       queued_bytes_ -= large_->size();
       large_offset_ = 0;
     }
-    chunk_headers_.resize(kMaxFramesPerWrite);
+    // Scratch sized to this write (most writes carry one frame): it stays allocated per session.
+    chunk_headers_.resize(large_ ? 1 : std::min(queue_.size(), kMaxFramesPerWrite));
+    buffers_.reserve(chunk_headers_.size() * 3);
     auto add = [this](std::size_t index, const char* data, std::size_t size) {
       if (chunked_) {
         const int n = std::snprintf(chunk_headers_[index].data(), chunk_headers_[index].size(), "%zx\r\n", size);

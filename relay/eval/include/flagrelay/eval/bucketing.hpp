@@ -1,0 +1,22 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace flagrelay::eval {
+
+// LaunchDarkly's bucket for a value, in [0, 1) except 1.0 for an all-f hash: the SHA-1 of
+// "<key>.<salt>.<value>" ("<seed>.<value>" if seeded), first 15 hex digits / 0xFFFFFFFFFFFFFFF.
+double BucketValue(std::string_view flag_or_segment_key, std::string_view salt,
+                   std::string_view bucket_by_value, std::optional<std::int64_t> seed);
+
+// The string form of a string attribute used for bucketing: the string itself.
+std::optional<std::string> BucketableValue(std::string_view value);
+
+// The string form of a numeric attribute: its decimal text if integral, else nullopt
+// (fractional, non-finite and out-of-range numbers are not bucketable).
+std::optional<std::string> BucketableValue(double value);
+
+}  // namespace flagrelay::eval

@@ -38,6 +38,9 @@ TEST(ParseTimestamp, FractionalSeconds) {
   EXPECT_EQ(ParseTimestamp("1970-01-01T00:00:01.123Z"), 1123.0);
   EXPECT_NEAR(*ParseTimestamp("1970-01-01T00:00:00.123456789+00:00"), 123.456789, 1e-9);
   EXPECT_EQ(ParseTimestamp("2000-01-01T01:00:00.250+01:00"), 946684800250.0);
+  EXPECT_EQ(ParseTimestamp("2024-02-29T12:00:00.999Z"), 1709208000999.0);
+  // Digits past nanoseconds are dropped.
+  EXPECT_EQ(ParseTimestamp("1970-01-01T00:00:00.0010000009Z"), 1.0);
 }
 
 TEST(ParseTimestamp, RejectsGarbage) {

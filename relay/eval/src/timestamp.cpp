@@ -64,13 +64,15 @@ std::optional<double> ParseTimestamp(std::string_view s) {
   const int second = ReadDigits(s, pos, 2);
   if (second < 0 || second > 59) return std::nullopt;
 
-  double fraction = 0;
+  // Fractions are kept as whole nanoseconds (digits past the ninth dropped, as Go does) so
+  // that ".123" is exactly 123 ms rather than a sum of inexact decimal steps.
+  std::int64_t nanos = 0;
   if (pos < s.size() && s[pos] == '.') {
     ++pos;
-    double scale = 0.1;
     const std::size_t start = pos;
+    std::int64_t scale = 100'000'000;
     while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
-      fraction += (s[pos] - '0') * scale;
+      nanos += (s[pos] - '0') * scale;
       scale /= 10;
       ++pos;
     }
@@ -95,7 +97,7 @@ std::optional<double> ParseTimestamp(std::string_view s) {
 
   const std::int64_t seconds = DaysFromCivil(year, month, day) * 86400 + hour * 3600 +
                                minute * 60 + second - std::int64_t{offset_minutes} * 60;
-  return static_cast<double>(seconds) * 1000.0 + fraction * 1000.0;
+  return static_cast<double>(seconds * 1000) + static_cast<double>(nanos) / 1e6;
 }
 
 std::optional<double> ParseTimestamp(double epoch_millis) {

@@ -7,7 +7,8 @@ namespace flagrelay::metrics {
 namespace {
 
 template <class Builder>
-auto& Register(Builder&& builder, prometheus::Registry& registry, const char* name, const char* help) {
+auto& Register(Builder&& builder, prometheus::Registry& registry, const char* name,
+               const char* help) {
   return builder.Name(name).Help(help).Register(registry);
 }
 
@@ -19,9 +20,12 @@ const prometheus::Histogram::BucketBoundaries kCommitBuckets = {
 
 std::string_view ToString(SdkKind kind) {
   switch (kind) {
-    case SdkKind::kMobile: return "mobile";
-    case SdkKind::kBrowser: return "browser";
-    case SdkKind::kServer: break;
+    case SdkKind::kMobile:
+      return "mobile";
+    case SdkKind::kBrowser:
+      return "browser";
+    case SdkKind::kServer:
+      break;
   }
   return "server";
 }
@@ -46,11 +50,12 @@ RelayMetrics::RelayMetrics(std::string_view version)
       stream_connections_(Register(prometheus::BuildCounter(), *registry_,
                                    "flagrelay_sdk_stream_connections_total",
                                    "SDK streams opened, by environment and SDK kind")),
-      slow_disconnects_(Register(prometheus::BuildCounter(), *registry_,
-                                 "flagrelay_sdk_stream_slow_disconnects_total",
-                                 "SDK streams closed because the client fell behind its queue bound")),
-      upstream_connected_(Register(prometheus::BuildGauge(), *registry_, "flagrelay_upstream_connected",
-                                   "1 while the upstream stream of the environment is open and healthy")),
+      slow_disconnects_(Register(
+          prometheus::BuildCounter(), *registry_, "flagrelay_sdk_stream_slow_disconnects_total",
+          "SDK streams closed because the client fell behind its queue bound")),
+      upstream_connected_(
+          Register(prometheus::BuildGauge(), *registry_, "flagrelay_upstream_connected",
+                   "1 while the upstream stream of the environment is open and healthy")),
       upstream_reconnects_(Register(prometheus::BuildCounter(), *registry_,
                                     "flagrelay_upstream_reconnects_total",
                                     "Upstream stream reconnects after a failure, by error kind")),
@@ -61,32 +66,38 @@ RelayMetrics::RelayMetrics(std::string_view version)
                                       "flagrelay_upstream_last_activity_age_seconds",
                                       "Seconds since the last bytes (event or heartbeat) from the "
                                       "upstream")),
-      upstream_polls_(Register(prometheus::BuildCounter(), *registry_, "flagrelay_upstream_polls_total",
+      upstream_polls_(Register(prometheus::BuildCounter(), *registry_,
+                               "flagrelay_upstream_polls_total",
                                "Polling-fallback requests, by result (ok, not_modified, error)")),
-      updates_(Register(prometheus::BuildCounter(), *registry_, "flagrelay_updates_total",
-                        "Data updates received, by kind (put, patch, delete) and result (applied, stale)")),
+      updates_(Register(
+          prometheus::BuildCounter(), *registry_, "flagrelay_updates_total",
+          "Data updates received, by kind (put, patch, delete) and result (applied, stale)")),
       last_update_(Register(prometheus::BuildGauge(), *registry_,
                             "flagrelay_data_last_update_timestamp_seconds",
                             "Unix time of the last applied data change")),
-      data_age_(Register(prometheus::BuildGauge(), *registry_, "flagrelay_data_age_seconds",
-                         "Seconds since the last applied data change (or since the cached data was saved)")),
-      data_source_(Register(prometheus::BuildGauge(), *registry_, "flagrelay_data_source",
-                            "1 for the source of the data currently served (none, cache, file, upstream)")),
+      data_age_(Register(
+          prometheus::BuildGauge(), *registry_, "flagrelay_data_age_seconds",
+          "Seconds since the last applied data change (or since the cached data was saved)")),
+      data_source_(
+          Register(prometheus::BuildGauge(), *registry_, "flagrelay_data_source",
+                   "1 for the source of the data currently served (none, cache, file, upstream)")),
       snapshot_bytes_(Register(prometheus::BuildGauge(), *registry_, "flagrelay_snapshot_bytes",
                                "Size of the served data set as JSON")),
       snapshot_items_(Register(prometheus::BuildGauge(), *registry_, "flagrelay_snapshot_items",
                                "Items in the served data set, by kind")),
-      cache_commit_duration_(Register(prometheus::BuildHistogram(), *registry_,
-                                      "flagrelay_cache_commit_duration_seconds",
-                                      "Time to commit a change to the LMDB cache (fsync included)")),
-      cache_commits_(Register(prometheus::BuildCounter(), *registry_, "flagrelay_cache_commits_total",
+      cache_commit_duration_(Register(
+          prometheus::BuildHistogram(), *registry_, "flagrelay_cache_commit_duration_seconds",
+          "Time to commit a change to the LMDB cache (fsync included)")),
+      cache_commits_(Register(prometheus::BuildCounter(), *registry_,
+                              "flagrelay_cache_commits_total",
                               "LMDB cache commits, by result (ok, error)")),
       cache_healthy_(Register(prometheus::BuildGauge(), *registry_, "flagrelay_cache_healthy",
                               "0 when the last cache commit for the environment failed")),
       cache_loads_(Register(prometheus::BuildCounter(), *registry_, "flagrelay_cache_loads_total",
                             "Cache loads at start-up, by outcome (loaded, missing, corrupt, "
                             "unsupported_format, error, mismatch, disabled)")),
-      http_requests_(Register(prometheus::BuildCounter(), *registry_, "flagrelay_http_requests_total",
+      http_requests_(Register(prometheus::BuildCounter(), *registry_,
+                              "flagrelay_http_requests_total",
                               "HTTP requests served, by route template, method and status class")) {
   auto& build_info = Register(prometheus::BuildGauge(), *registry_, "flagrelay_build_info",
                               "Always 1; the version label says which flagrelay runs");

@@ -16,10 +16,14 @@ using protocol::Kind;
 
 metrics::DataSourceLabel Label(DataSource source) {
   switch (source) {
-    case DataSource::kCache: return metrics::DataSourceLabel::kCache;
-    case DataSource::kFile: return metrics::DataSourceLabel::kFile;
-    case DataSource::kUpstream: return metrics::DataSourceLabel::kUpstream;
-    case DataSource::kNone: break;
+    case DataSource::kCache:
+      return metrics::DataSourceLabel::kCache;
+    case DataSource::kFile:
+      return metrics::DataSourceLabel::kFile;
+    case DataSource::kUpstream:
+      return metrics::DataSourceLabel::kUpstream;
+    case DataSource::kNone:
+      break;
   }
   return metrics::DataSourceLabel::kNone;
 }
@@ -42,23 +46,33 @@ void AppendRecords(std::vector<cache::ItemRecord>& out, Kind kind, const ItemSet
 
 std::string_view ToString(ConnectionState state) {
   switch (state) {
-    case ConnectionState::kValid: return "VALID";
-    case ConnectionState::kInterrupted: return "INTERRUPTED";
-    case ConnectionState::kOff: return "OFF";
-    case ConnectionState::kInitializing: break;
+    case ConnectionState::kValid:
+      return "VALID";
+    case ConnectionState::kInterrupted:
+      return "INTERRUPTED";
+    case ConnectionState::kOff:
+      return "OFF";
+    case ConnectionState::kInitializing:
+      break;
   }
   return "INITIALIZING";
 }
 
-static_assert(static_cast<int>(ConnectionState::kOff) == static_cast<int>(metrics::UpstreamState::kOff) &&
-              static_cast<int>(ConnectionState::kValid) == static_cast<int>(metrics::UpstreamState::kValid));
+static_assert(static_cast<int>(ConnectionState::kOff) ==
+                  static_cast<int>(metrics::UpstreamState::kOff) &&
+              static_cast<int>(ConnectionState::kValid) ==
+                  static_cast<int>(metrics::UpstreamState::kValid));
 
 std::string_view ToString(SourceMode mode) {
   switch (mode) {
-    case SourceMode::kPolling: return "polling";
-    case SourceMode::kFile: return "file";
-    case SourceMode::kOff: return "off";
-    case SourceMode::kStreaming: break;
+    case SourceMode::kPolling:
+      return "polling";
+    case SourceMode::kFile:
+      return "file";
+    case SourceMode::kOff:
+      return "off";
+    case SourceMode::kStreaming:
+      break;
   }
   return "streaming";
 }
@@ -105,7 +119,8 @@ void Environment::LoadFromCache() {
   cache::LoadResult loaded = store_->Load(config_.name);
   std::string outcome(cache::ToString(loaded.outcome));
   std::string problem = loaded.detail;
-  if (loaded.outcome == cache::LoadOutcome::kLoaded && loaded.snapshot->meta.fingerprint != Fingerprint()) {
+  if (loaded.outcome == cache::LoadOutcome::kLoaded &&
+      loaded.snapshot->meta.fingerprint != Fingerprint()) {
     outcome = "mismatch";
     problem = "cached data belongs to a different SDK key; ignored";
   }
@@ -170,8 +185,11 @@ void Environment::ApplyUpstream(protocol::Message message, Published published) 
 
   if (auto* put = std::get_if<protocol::PutMessage>(&message)) {
     metrics_.Updates(metrics::UpdateKind::kPut, metrics::UpdateResult::kApplied).Increment();
-    Submit(Change{MakeSnapshot(std::move(put->flags), std::move(put->segments), DataSource::kUpstream),
-                  true, {}, std::move(published)});
+    Submit(
+        Change{MakeSnapshot(std::move(put->flags), std::move(put->segments), DataSource::kUpstream),
+               true,
+               {},
+               std::move(published)});
     return;
   }
   Kind kind;
@@ -211,7 +229,9 @@ void Environment::ApplyFile(protocol::PutMessage data, Published published) {
   if (!latest_) {
     metrics_.Updates(metrics::UpdateKind::kPut, metrics::UpdateResult::kApplied).Increment();
     Submit(Change{MakeSnapshot(std::move(data.flags), std::move(data.segments), DataSource::kFile),
-                  true, {}, std::move(published)});
+                  true,
+                  {},
+                  std::move(published)});
     return;
   }
   Change change;
@@ -250,8 +270,9 @@ void Environment::ApplyFile(protocol::PutMessage data, Published published) {
   }
   change.published = std::move(published);
   for (const auto& [kind, item] : change.items) {
-    metrics_.Updates(item->deleted ? metrics::UpdateKind::kDelete : metrics::UpdateKind::kPatch,
-                     metrics::UpdateResult::kApplied)
+    metrics_
+        .Updates(item->deleted ? metrics::UpdateKind::kDelete : metrics::UpdateKind::kPatch,
+                 metrics::UpdateResult::kApplied)
         .Increment();
   }
   change.snapshot = MakeSnapshot(std::move(result[0]), std::move(result[1]), DataSource::kFile);
@@ -307,7 +328,8 @@ void Environment::Commit(const Change& change) {
   if (!result.ok) {
     cache_error_ = result.error;
     // Serving goes on from memory; log transitions only, so a full disk doesn't flood the log.
-    if (was_ok) LogError("cache " + config_.name, "commit failed, serving from memory: " + result.error);
+    if (was_ok)
+      LogError("cache " + config_.name, "commit failed, serving from memory: " + result.error);
   } else if (!was_ok) {
     LogInfo("cache " + config_.name, "commits succeed again");
   }
@@ -324,11 +346,13 @@ void Environment::Publish(const Change& change) {
 
   std::vector<protocol::ChangeFrames> frames;
   frames.reserve(change.items.size());
-  for (const auto& [kind, item] : change.items) frames.push_back(protocol::EncodeChange(kind, *item));
+  for (const auto& [kind, item] : change.items)
+    frames.push_back(protocol::EncodeChange(kind, *item));
 
   std::unique_lock lock(mutex_);
   current_.store(change.snapshot);
-  if (snap.source() == DataSource::kUpstream || snap.source() == DataSource::kFile) had_live_data_ = true;
+  if (snap.source() == DataSource::kUpstream || snap.source() == DataSource::kFile)
+    had_live_data_ = true;
   std::erase_if(subscribers_, [&](const Subscription& entry) {
     auto subscriber = entry.subscriber.lock();
     if (!subscriber) return true;
@@ -386,7 +410,8 @@ void Environment::Subscribe(const std::shared_ptr<Subscriber>& subscriber, Strea
   // Closed streams leave expired entries (holding their session's memory) until pruned; pruning
   // whenever the list has doubled since the last prune keeps that bounded at amortized O(1).
   if (subscribers_.size() >= 2 * subscribers_after_prune_ + 64) {
-    std::erase_if(subscribers_, [](const Subscription& entry) { return entry.subscriber.expired(); });
+    std::erase_if(subscribers_,
+                  [](const Subscription& entry) { return entry.subscriber.expired(); });
     subscribers_after_prune_ = subscribers_.size();
   }
   subscribers_.push_back({subscriber, kind});

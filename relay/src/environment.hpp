@@ -12,8 +12,8 @@
 // changes; mutex_ guards subscribers and status; readers load the snapshot without a lock.
 
 #include <atomic>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -130,7 +130,7 @@ class Environment {
  private:
   struct Change {
     protocol::SnapshotPtr snapshot;
-    bool replace_all = false;                    // a new `put` for subscribers, ReplaceAll in LMDB
+    bool replace_all = false;  // a new `put` for subscribers, ReplaceAll in LMDB
     std::vector<std::pair<protocol::Kind, protocol::ItemPtr>> items;  // changed items otherwise
     Published published;
   };
@@ -155,9 +155,10 @@ class Environment {
   std::atomic<bool> credential_rejected_{false};
 
   std::mutex apply_mutex_;
-  protocol::SnapshotPtr latest_;  // newest applied snapshot, committed or not (guarded by apply_mutex_)
+  protocol::SnapshotPtr
+      latest_;  // newest applied snapshot, committed or not (guarded by apply_mutex_)
   protocol::SnapshotPtr held_cache_;  // loaded from the cache, not yet served (apply_mutex_)
-  bool served_ = false;  // something was published or submitted (apply_mutex_)
+  bool served_ = false;               // something was published or submitted (apply_mutex_)
 
   mutable std::mutex mutex_;
   struct Subscription {

@@ -8,17 +8,17 @@
 #include <optional>
 #include <random>
 
+#include <openssl/ssl.h>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/asio/ssl/context.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
-#include <openssl/ssl.h>
 
 #include "log.hpp"
 
@@ -39,8 +39,11 @@ struct ServerShared {
   ServerShared(std::string server_name, HttpServer::Handler request_handler,
                const config::ListenConfig& listen, const config::StreamsConfig& stream_limits,
                metrics::RelayMetrics& relay_metrics)
-      : name(std::move(server_name)), handler(std::move(request_handler)), limits(listen),
-        streams(stream_limits), metrics(relay_metrics) {}
+      : name(std::move(server_name)),
+        handler(std::move(request_handler)),
+        limits(listen),
+        streams(stream_limits),
+        metrics(relay_metrics) {}
 
   std::string name;
   HttpServer::Handler handler;
@@ -81,7 +84,8 @@ bool IsQuietError(const beast::error_code& ec) {
 // An SDK stream: a chunked text/event-stream response that lives until the client goes away, the
 // relay shuts down, or the client falls behind its queue bound.
 template <class Stream>
-class SseSession final : public Subscriber, public std::enable_shared_from_this<SseSession<Stream>> {
+class SseSession final : public Subscriber,
+                         public std::enable_shared_from_this<SseSession<Stream>> {
  public:
   using std::enable_shared_from_this<SseSession<Stream>>::shared_from_this;
 
@@ -148,7 +152,8 @@ class SseSession final : public Subscriber, public std::enable_shared_from_this<
     if (!queue_.empty() && (queue_.size() + 1 > limits_.max_queue_events ||
                             queued_bytes_ + frame->size() > limits_.max_queue_bytes)) {
       env_.metrics().slow_disconnects->Increment();
-      LogDebug("stream " + env_.config().name, "subscriber fell behind its queue bound; disconnecting");
+      LogDebug("stream " + env_.config().name,
+               "subscriber fell behind its queue bound; disconnecting");
       CloseNow();
       return;
     }
@@ -176,7 +181,8 @@ class SseSession final : public Subscriber, public std::enable_shared_from_this<
     buffers_.reserve(chunk_headers_.size() * 3);
     auto add = [this](std::size_t index, const char* data, std::size_t size) {
       if (chunked_) {
-        const int n = std::snprintf(chunk_headers_[index].data(), chunk_headers_[index].size(), "%zx\r\n", size);
+        const int n = std::snprintf(chunk_headers_[index].data(), chunk_headers_[index].size(),
+                                    "%zx\r\n", size);
         buffers_.emplace_back(chunk_headers_[index].data(), static_cast<std::size_t>(n));
       }
       buffers_.emplace_back(data, size);
@@ -208,7 +214,8 @@ class SseSession final : public Subscriber, public std::enable_shared_from_this<
     in_flight_.clear();
     if (ec) {
       large_.reset();
-      if (!IsQuietError(ec)) LogDebug("stream " + env_.config().name, "write failed: " + ec.message());
+      if (!IsQuietError(ec))
+        LogDebug("stream " + env_.config().name, "write failed: " + ec.message());
       CloseNow();
       return;
     }
@@ -258,7 +265,7 @@ class SseSession final : public Subscriber, public std::enable_shared_from_this<
   std::deque<protocol::SharedBytes> queue_;  // waiting to be written (bounded)
   std::size_t queued_bytes_ = 0;
   std::vector<protocol::SharedBytes> in_flight_;  // small frames in the pending write
-  protocol::SharedBytes large_;  // a frame being written in slices
+  protocol::SharedBytes large_;                   // a frame being written in slices
   std::size_t large_offset_ = 0, slice_ = 0;
   bool writing_ = false;
   bool closed_ = false;
@@ -321,8 +328,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     parser_->header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
     parser_->body_limit(limits_.max_body_bytes);  // Beast checks Content-Length against it at once
     Lowest().expires_after(limits_.header_timeout);
-    http::async_read_header(stream_, buffer_, *parser_,
-                            beast::bind_front_handler(&HttpSession<Stream>::OnHeader, shared_from_this()));
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        beast::bind_front_handler(&HttpSession<Stream>::OnHeader, shared_from_this()));
   }
 
   void OnHeader(beast::error_code ec, std::size_t) {
@@ -330,10 +338,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     // Only methods that carry a body may send one: otherwise any client could make the relay
     // hold maxBodyBytes per connection before a credential is even looked at.
     const http::verb method = parser_->get().method();
-    const bool takes_body = method == http::verb::post || method == http::verb::report ||
-                            method == http::verb::put;
+    const bool takes_body =
+        method == http::verb::post || method == http::verb::report || method == http::verb::put;
     if (!takes_body && (parser_->chunked() || parser_->content_length().value_or(0) > 0)) {
-      return Reject(413, "a " + std::string(parser_->get().method_string()) + " request takes no body");
+      return Reject(413,
+                    "a " + std::string(parser_->get().method_string()) + " request takes no body");
     }
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&HttpSession<Stream>::OnRead, shared_from_this()));
@@ -354,7 +363,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     request.target = std::string_view(req.target().data(), req.target().size());
     auto header = [&req](http::field field) {
       auto it = req.find(field);
-      return it == req.end() ? std::string_view() : std::string_view(it->value().data(), it->value().size());
+      return it == req.end() ? std::string_view()
+                             : std::string_view(it->value().data(), it->value().size());
     };
     request.authorization = header(http::field::authorization);
     request.if_none_match = header(http::field::if_none_match);
@@ -363,8 +373,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     HttpResponse response = slot_.shared().handler(request);
     if (response.stream_env != nullptr) {
       auto sse = std::make_shared<SseSession<Stream>>(std::move(stream_), std::move(slot_),
-                                              *response.stream_env, response.stream_kind,
-                                              response.stream_sdk);
+                                                      *response.stream_env, response.stream_kind,
+                                                      response.stream_sdk);
       sse->Start(req.version());
       return;
     }
@@ -420,7 +430,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   Impl(net::io_context& io_context, std::shared_ptr<ServerShared> server_shared)
-      : io(io_context), acceptor(net::make_strand(io_context)), retry_timer(acceptor.get_executor()),
+      : io(io_context),
+        acceptor(net::make_strand(io_context)),
+        retry_timer(acceptor.get_executor()),
         shared(std::move(server_shared)) {}
 
   void DoAccept() {
@@ -445,9 +457,12 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       socket.close(ignored);
     } else {
       if (shared->tls) {
-        std::make_shared<HttpSession<TlsStream>>(ConnectionSlot(shared), std::move(socket), *shared->tls)->Run();
+        std::make_shared<HttpSession<TlsStream>>(ConnectionSlot(shared), std::move(socket),
+                                                 *shared->tls)
+            ->Run();
       } else {
-        std::make_shared<HttpSession<PlainStream>>(ConnectionSlot(shared), std::move(socket))->Run();
+        std::make_shared<HttpSession<PlainStream>>(ConnectionSlot(shared), std::move(socket))
+            ->Run();
       }
     }
     DoAccept();
@@ -500,7 +515,8 @@ std::string HttpServer::Listen(const std::string& host, std::uint16_t port) {
   if (acceptor.bind(endpoint, ec); ec) {
     return "cannot bind " + host + ":" + std::to_string(port) + ": " + ec.message();
   }
-  if (acceptor.listen(net::socket_base::max_listen_connections, ec); ec) return "listen: " + ec.message();
+  if (acceptor.listen(net::socket_base::max_listen_connections, ec); ec)
+    return "listen: " + ec.message();
   impl_->DoAccept();
   return {};
 }

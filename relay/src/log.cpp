@@ -13,11 +13,16 @@ std::atomic<config::LogLevel> g_level{config::LogLevel::kInfo};
 
 const char* Name(config::LogLevel level) {
   switch (level) {
-    case config::LogLevel::kDebug: return "DEBUG";
-    case config::LogLevel::kInfo: return "INFO";
-    case config::LogLevel::kWarn: return "WARN";
-    case config::LogLevel::kError: return "ERROR";
-    case config::LogLevel::kNone: break;
+    case config::LogLevel::kDebug:
+      return "DEBUG";
+    case config::LogLevel::kInfo:
+      return "INFO";
+    case config::LogLevel::kWarn:
+      return "WARN";
+    case config::LogLevel::kError:
+      return "ERROR";
+    case config::LogLevel::kNone:
+      break;
   }
   return "NONE";
 }
@@ -46,7 +51,8 @@ void Log(config::LogLevel level, std::string_view component, std::string_view me
   std::snprintf(ms, sizeof ms, "%03d", static_cast<int>(millis));
   line.append(ms).append("Z ").append(Name(level)).append(" [").append(component).append("] ");
   line.append(message).push_back('\n');
-  std::fwrite(line.data(), 1, line.size(), stderr);  // one write: lines from threads don't interleave
+  std::fwrite(line.data(), 1, line.size(),
+              stderr);  // one write: lines from threads don't interleave
 }
 
 }  // namespace flagrelay::relay

@@ -37,7 +37,8 @@ std::string Base64(std::string_view in) {
   std::size_t i = 0;
   for (; i + 2 < in.size(); i += 3) {
     const unsigned n = (static_cast<unsigned char>(in[i]) << 16) |
-                       (static_cast<unsigned char>(in[i + 1]) << 8) | static_cast<unsigned char>(in[i + 2]);
+                       (static_cast<unsigned char>(in[i + 1]) << 8) |
+                       static_cast<unsigned char>(in[i + 2]);
     out += kAlphabet[(n >> 18) & 63];
     out += kAlphabet[(n >> 12) & 63];
     out += kAlphabet[(n >> 6) & 63];
@@ -49,7 +50,8 @@ std::string Base64(std::string_view in) {
     out += kAlphabet[(n >> 12) & 63];
     out += "==";
   } else if (i + 2 == in.size()) {
-    const unsigned n = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
+    const unsigned n =
+        (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
     out += kAlphabet[(n >> 18) & 63];
     out += kAlphabet[(n >> 12) & 63];
     out += kAlphabet[(n >> 6) & 63];
@@ -77,8 +79,8 @@ bool NoProxyMatches(std::string_view list, const Target& target) {
     if (!port.empty() && port != target.port) continue;
     if (entry.starts_with('.')) entry.remove_prefix(1);
     const std::string_view host = target.host;
-    if (host == entry ||
-        (host.size() > entry.size() && host.ends_with(entry) && host[host.size() - entry.size() - 1] == '.')) {
+    if (host == entry || (host.size() > entry.size() && host.ends_with(entry) &&
+                          host[host.size() - entry.size() - 1] == '.')) {
       return true;
     }
   }
@@ -96,7 +98,8 @@ std::optional<ProxyTarget> ParseProxy(const std::string& url) {
   proxy.host = parsed->host_address();
   proxy.port = parsed->has_port() ? std::string(parsed->port()) : "80";
   if (parsed->has_userinfo()) {
-    proxy.authorization = "Basic " + Base64(std::string(parsed->user()) + ":" + std::string(parsed->password()));
+    proxy.authorization =
+        "Basic " + Base64(std::string(parsed->user()) + ":" + std::string(parsed->password()));
   }
   return proxy;
 }
@@ -110,7 +113,8 @@ std::string Target::HostHeader() const {
 
 std::optional<Target> ParseTarget(std::string_view url) {
   const auto parsed = boost::urls::parse_uri(url);
-  if (!parsed || (parsed->scheme() != "http" && parsed->scheme() != "https") || parsed->host().empty()) {
+  if (!parsed || (parsed->scheme() != "http" && parsed->scheme() != "https") ||
+      parsed->host().empty()) {
     return std::nullopt;
   }
   Target target;
@@ -124,7 +128,8 @@ std::optional<Target> ParseTarget(std::string_view url) {
 }
 
 beast::tcp_stream& Connection::lowest() {
-  return std::visit([](auto& s) -> beast::tcp_stream& { return beast::get_lowest_layer(s); }, stream_);
+  return std::visit([](auto& s) -> beast::tcp_stream& { return beast::get_lowest_layer(s); },
+                    stream_);
 }
 
 void Connection::Close() {
@@ -141,7 +146,8 @@ Connection::Tls& Connection::UpgradeToTls(ssl::context& context) {
 Outbound::Outbound(const config::UpstreamConfig& upstream, const config::ProxyConfig& proxy)
     : proxy_(proxy) {
   const auto is_https = [](const std::string& uri) { return uri.starts_with("https:"); };
-  if (!is_https(upstream.stream_uri) && !is_https(upstream.base_uri) && !is_https(upstream.events_uri)) {
+  if (!is_https(upstream.stream_uri) && !is_https(upstream.base_uri) &&
+      !is_https(upstream.events_uri)) {
     return;
   }
   const config::TlsConfig& tls = upstream.tls;
@@ -169,8 +175,9 @@ Outbound::Outbound(const config::UpstreamConfig& upstream, const config::ProxyCo
 }
 
 std::optional<std::string> Outbound::ProxyFor(const Target& target) const {
-  const std::string& url =
-      !proxy_.url.empty() ? proxy_.url : (target.tls ? proxy_.https_proxy_env : proxy_.http_proxy_env);
+  const std::string& url = !proxy_.url.empty()
+                               ? proxy_.url
+                               : (target.tls ? proxy_.https_proxy_env : proxy_.http_proxy_env);
   if (url.empty() || NoProxyMatches(proxy_.no_proxy, target)) return std::nullopt;
   return url;
 }
@@ -193,9 +200,10 @@ net::awaitable<std::string> Outbound::Connect(const Target& target, Connection& 
   auto resolver = std::make_shared<tcp::resolver>(executor);
   net::steady_timer resolve_deadline(executor);
   resolve_deadline.expires_after(timeout);
-  resolve_deadline.async_wait([weak = std::weak_ptr<tcp::resolver>(resolver)](boost::system::error_code ec) {
-    if (auto r = weak.lock(); r && !ec) r->cancel();
-  });
+  resolve_deadline.async_wait(
+      [weak = std::weak_ptr<tcp::resolver>(resolver)](boost::system::error_code ec) {
+        if (auto r = weak.lock(); r && !ec) r->cancel();
+      });
   auto [resolve_ec, endpoints] = co_await resolver->async_resolve(host, port, kAwait);
   resolve_deadline.cancel();
   if (resolve_ec == net::error::operation_aborted) co_return "resolve " + host + ": timed out";
@@ -210,10 +218,12 @@ net::awaitable<std::string> Outbound::Connect(const Target& target, Connection& 
   if (proxy) {
     // An HTTP CONNECT tunnel: the proxy sees only host:port, never the request or the SDK key.
     const std::string authority =
-        (target.host.find(':') != std::string::npos ? "[" + target.host + "]" : target.host) + ":" + target.port;
+        (target.host.find(':') != std::string::npos ? "[" + target.host + "]" : target.host) + ":" +
+        target.port;
     http::request<http::empty_body> connect{http::verb::connect, authority, 11};
     connect.set(http::field::host, authority);
-    if (!proxy->authorization.empty()) connect.set(http::field::proxy_authorization, proxy->authorization);
+    if (!proxy->authorization.empty())
+      connect.set(http::field::proxy_authorization, proxy->authorization);
     connection.lowest().expires_after(timeout);
     auto [write_ec, written] = co_await http::async_write(connection.lowest(), connect, kAwait);
     const std::string proxy_name = "proxy " + proxy->host + ":" + proxy->port;
@@ -221,7 +231,8 @@ net::awaitable<std::string> Outbound::Connect(const Target& target, Connection& 
     beast::flat_buffer buffer;
     http::response_parser<http::empty_body> parser;
     parser.skip(true);  // a CONNECT response has no body: the tunnel follows the header
-    auto [read_ec, read] = co_await http::async_read_header(connection.lowest(), buffer, parser, kAwait);
+    auto [read_ec, read] =
+        co_await http::async_read_header(connection.lowest(), buffer, parser, kAwait);
     if (read_ec) co_return proxy_name + ": CONNECT: " + read_ec.message();
     if (parser.get().result_int() != 200) {
       co_return proxy_name + " refused CONNECT to " + authority + " with HTTP " +
@@ -234,7 +245,8 @@ net::awaitable<std::string> Outbound::Connect(const Target& target, Connection& 
   if (target.tls) {
     if (!tls_) co_return "no TLS context for " + target.host + " (no https URI was configured)";
     Connection::Tls& tls = connection.UpgradeToTls(*tls_);
-    if (!IsIpLiteral(target.host)) SSL_set_tlsext_host_name(tls.native_handle(), target.host.c_str());
+    if (!IsIpLiteral(target.host))
+      SSL_set_tlsext_host_name(tls.native_handle(), target.host.c_str());
     tls.set_verify_callback(ssl::host_name_verification(target.host));
     connection.lowest().expires_after(timeout);
     auto [handshake_ec] = co_await tls.async_handshake(ssl::stream_base::client, kAwait);

@@ -82,10 +82,12 @@ int Run(const config::RelayConfig& config) {
     const std::int64_t now = NowUnixMs();
     for (const auto& env : environments) {
       if (auto snap = env->snapshot()) {
-        env->metrics().data_age->Set(static_cast<double>(now - snap->updated_at_unix_ms()) / 1000.0);
+        env->metrics().data_age->Set(static_cast<double>(now - snap->updated_at_unix_ms()) /
+                                     1000.0);
       }
       if (const std::int64_t activity = env->Status().last_activity_unix_ms; activity != 0) {
-        env->metrics().upstream_last_activity_age->Set(static_cast<double>(now - activity) / 1000.0);
+        env->metrics().upstream_last_activity_age->Set(static_cast<double>(now - activity) /
+                                                       1000.0);
       }
     }
   });
@@ -102,8 +104,9 @@ int Run(const config::RelayConfig& config) {
   // Declared after everything that pending handlers reference (environments, metrics, router):
   // destroying the io_context destroys those handlers (and the sessions they keep alive) first.
   net::io_context io(static_cast<int>(threads));
-  HttpServer server(io, "http", [&router](const HttpRequest& r) { return router.Handle(r); },
-                    config.listen, config.streams, metrics);
+  HttpServer server(
+      io, "http", [&router](const HttpRequest& r) { return router.Handle(r); }, config.listen,
+      config.streams, metrics);
   if (config.listen.tls) {
     try {
       server.EnableTls(*config.listen.tls);
@@ -167,7 +170,8 @@ int Run(const config::RelayConfig& config) {
   };
   signals.async_wait([&](boost::system::error_code ec, int signal) {
     if (ec) return;
-    LogInfo("relay", std::string("received ") + (signal == SIGINT ? "SIGINT" : "SIGTERM") + ", shutting down");
+    LogInfo("relay", std::string("received ") + (signal == SIGINT ? "SIGINT" : "SIGTERM") +
+                         ", shutting down");
     shutdown(0);
   });
 
@@ -185,10 +189,12 @@ int Run(const config::RelayConfig& config) {
     }
     if (not_live.empty()) return;
     if (!config.upstream.exit_on_error) {
-      LogWarn("relay", "no live data after upstream.initTimeout for: " + not_live + "; serving what is available");
+      LogWarn("relay", "no live data after upstream.initTimeout for: " + not_live +
+                           "; serving what is available");
       return;
     }
-    LogError("relay", "no live data after upstream.initTimeout for: " + not_live + "; exiting (upstream.exitOnError)");
+    LogError("relay", "no live data after upstream.initTimeout for: " + not_live +
+                          "; exiting (upstream.exitOnError)");
     shutdown(1);
   });
 

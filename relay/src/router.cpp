@@ -66,7 +66,8 @@ HttpResponse Unauthorized() {
 }
 
 HttpResponse NoDataYet() {
-  return JsonMessage(503, "environment has no flag data yet (waiting for the upstream or the data file)");
+  return JsonMessage(
+      503, "environment has no flag data yet (waiting for the upstream or the data file)");
 }
 
 std::string_view Trim(std::string_view s) {
@@ -86,7 +87,8 @@ void ForEachListElement(std::string_view value, F each) {
   }
 }
 
-bool EtagMatches(std::string_view if_none_match, std::string_view etag, std::string_view gzip_etag) {
+bool EtagMatches(std::string_view if_none_match, std::string_view etag,
+                 std::string_view gzip_etag) {
   bool match = false;
   ForEachListElement(if_none_match, [&](std::string_view tag) {
     if (tag.starts_with("W/")) tag.remove_prefix(2);  // If-None-Match uses weak comparison
@@ -164,7 +166,8 @@ std::string PercentDecode(std::string_view in) {
   std::string out;
   out.reserve(in.size());
   for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '%' && i + 2 < in.size() + 0 && HexValue(in[i + 1]) >= 0 && HexValue(in[i + 2]) >= 0) {
+    if (in[i] == '%' && i + 2 < in.size() + 0 && HexValue(in[i + 1]) >= 0 &&
+        HexValue(in[i + 2]) >= 0) {
       out.push_back(static_cast<char>(HexValue(in[i + 1]) * 16 + HexValue(in[i + 2])));
       i += 2;
     } else {
@@ -273,9 +276,12 @@ HttpResponse Router::Route(const HttpRequest& request, RouteId& route_id) const 
       HttpResponse response = JsonMessage(200, "ok");
       return response;
     }
-    case RouteId::kReadyz: return Ready();
-    case RouteId::kStatus: return Status();
-    default: break;
+    case RouteId::kReadyz:
+      return Ready();
+    case RouteId::kStatus:
+      return Status();
+    default:
+      break;
   }
 
   Environment* env = Authenticate(request.authorization);
@@ -284,7 +290,8 @@ HttpResponse Router::Route(const HttpRequest& request, RouteId& route_id) const 
   if (matched->id == RouteId::kStreamAll || matched->id == RouteId::kStreamFlags) {
     HttpResponse response;
     response.stream_env = env;
-    response.stream_kind = matched->id == RouteId::kStreamAll ? StreamKind::kAll : StreamKind::kFlags;
+    response.stream_kind =
+        matched->id == RouteId::kStreamAll ? StreamKind::kAll : StreamKind::kFlags;
     response.stream_sdk = metrics::SdkKind::kServer;
     return response;
   }
@@ -292,15 +299,21 @@ HttpResponse Router::Route(const HttpRequest& request, RouteId& route_id) const 
   const protocol::SnapshotPtr snapshot = env->snapshot();
   if (!snapshot) return NoDataYet();
   switch (matched->id) {
-    case RouteId::kLatestAll: return Polled(snapshot->AllData(), request);
+    case RouteId::kLatestAll:
+      return Polled(snapshot->AllData(), request);
     case RouteId::kLatestFlags:
-    case RouteId::kPhpFlags: return Polled(snapshot->FlagsData(), request);
-    case RouteId::kLatestSegments: return Polled(snapshot->SegmentsData(), request);
+    case RouteId::kPhpFlags:
+      return Polled(snapshot->FlagsData(), request);
+    case RouteId::kLatestSegments:
+      return Polled(snapshot->SegmentsData(), request);
     case RouteId::kLatestFlag:
-    case RouteId::kPhpFlag: return PolledItem(snapshot->flags().Find(key), request);
+    case RouteId::kPhpFlag:
+      return PolledItem(snapshot->flags().Find(key), request);
     case RouteId::kLatestSegment:
-    case RouteId::kPhpSegment: return PolledItem(snapshot->segments().Find(key), request);
-    default: break;
+    case RouteId::kPhpSegment:
+      return PolledItem(snapshot->segments().Find(key), request);
+    default:
+      break;
   }
   return Text(500, "unhandled route");
 }
@@ -325,11 +338,13 @@ HttpResponse Router::Status() const {
     AppendField(out, "state", ToString(status.state));
     AppendNumber(out, "stateSince", status.state_since_unix_ms);
     AppendField(out, "mode", ToString(status.mode));
-    if (status.last_activity_unix_ms != 0) AppendNumber(out, "lastActivityAt", status.last_activity_unix_ms);
+    if (status.last_activity_unix_ms != 0)
+      AppendNumber(out, "lastActivityAt", status.last_activity_unix_ms);
     if (status.last_error) {
       out += "\"lastError\":{";
       AppendField(out, "kind", status.last_error->kind);
-      if (status.last_error->status_code != 0) AppendNumber(out, "statusCode", status.last_error->status_code);
+      if (status.last_error->status_code != 0)
+        AppendNumber(out, "statusCode", status.last_error->status_code);
       AppendField(out, "message", status.last_error->message);
       AppendNumber(out, "time", status.last_error->time_unix_ms);
       CloseObject(out);
@@ -344,8 +359,10 @@ HttpResponse Router::Status() const {
       AppendNumber(out, "dataUpdatedAt", snap->updated_at_unix_ms());
       AppendNumber(out, "dataAgeMs", now - snap->updated_at_unix_ms());
     }
-    AppendNumber(out, "flagCount", snap ? static_cast<std::int64_t>(snap->flags().live_count()) : 0);
-    AppendNumber(out, "segmentCount", snap ? static_cast<std::int64_t>(snap->segments().live_count()) : 0);
+    AppendNumber(out, "flagCount",
+                 snap ? static_cast<std::int64_t>(snap->flags().live_count()) : 0);
+    AppendNumber(out, "segmentCount",
+                 snap ? static_cast<std::int64_t>(snap->segments().live_count()) : 0);
     out += "\"cache\":{";
     AppendField(out, "state", status.cache_state);
     AppendField(out, "load", status.cache_load);
@@ -385,7 +402,8 @@ HttpResponse Router::Ready() const {
     if (!ready) waiting += (waiting.empty() ? "" : ", ") + env->config().name;
   }
   if (waiting.empty()) return JsonMessage(200, "ready");
-  return JsonMessage(503, std::string(live ? "no live data for: " : "no flag data yet for: ") + waiting);
+  return JsonMessage(503,
+                     std::string(live ? "no live data for: " : "no flag data yet for: ") + waiting);
 }
 
 HttpResponse Router::HandleMetrics(const HttpRequest& request) const {

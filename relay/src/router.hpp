@@ -49,8 +49,21 @@ class Router {
   [[nodiscard]] HttpResponse HandleMetrics(const HttpRequest& request) const;
 
   enum class RouteId {
-    kStatus, kHealthz, kReadyz, kStreamAll, kStreamFlags, kLatestAll, kLatestFlags, kLatestFlag,
-    kLatestSegments, kLatestSegment, kPhpFlags, kPhpFlag, kPhpSegment, kUnmatched, kCount
+    kStatus,
+    kHealthz,
+    kReadyz,
+    kStreamAll,
+    kStreamFlags,
+    kLatestAll,
+    kLatestFlags,
+    kLatestFlag,
+    kLatestSegments,
+    kLatestSegment,
+    kPhpFlags,
+    kPhpFlag,
+    kPhpSegment,
+    kUnmatched,
+    kCount
   };
 
  private:
@@ -65,7 +78,8 @@ class Router {
   std::string version_;
   config::ReadinessConfig readiness_;
   // flagrelay_http_requests_total, resolved per route and status class at construction.
-  std::array<std::array<prometheus::Counter*, 5>, static_cast<std::size_t>(RouteId::kCount)> requests_{};
+  std::array<std::array<prometheus::Counter*, 5>, static_cast<std::size_t>(RouteId::kCount)>
+      requests_{};
 };
 
 }  // namespace flagrelay::relay

@@ -22,7 +22,9 @@ namespace {
 class FileSource final : public DataSource, public std::enable_shared_from_this<FileSource> {
  public:
   FileSource(net::io_context& io, Environment& env)
-      : strand_(net::make_strand(io)), env_(env), timer_(strand_),
+      : strand_(net::make_strand(io)),
+        env_(env),
+        timer_(strand_),
         component_("file " + env.config().name) {}
 
   void Start() override {
@@ -58,9 +60,11 @@ class FileSource final : public DataSource, public std::enable_shared_from_this<
   void Check() {
     const std::string& path = env_.config().data_file;
     struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) return Report("cannot stat " + path + ": " + std::strerror(errno));
-    const Stamp stamp{static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
-                      static_cast<std::int64_t>(st.st_size), static_cast<std::uint64_t>(st.st_ino)};
+    if (::stat(path.c_str(), &st) != 0)
+      return Report("cannot stat " + path + ": " + std::strerror(errno));
+    const Stamp stamp{
+        static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
+        static_cast<std::int64_t>(st.st_size), static_cast<std::uint64_t>(st.st_ino)};
     if (stamp == last_) return;
     if (stamp.size > kMaxFileBytes) return Report(path + " is larger than 256 MiB; not loaded");
     std::ifstream in(path, std::ios::binary);
@@ -80,7 +84,8 @@ class FileSource final : public DataSource, public std::enable_shared_from_this<
     // VALID once the file's content is served (after the cache commit), not before.
     env_.ApplyFile(std::move(*data), [self = shared_from_this(), stamp] {
       net::post(self->strand_, [self, stamp] {
-        if (!self->stopped_ && self->last_ == stamp) self->env_.SetConnectionState(ConnectionState::kValid);
+        if (!self->stopped_ && self->last_ == stamp)
+          self->env_.SetConnectionState(ConnectionState::kValid);
       });
     });
   }
@@ -90,8 +95,9 @@ class FileSource final : public DataSource, public std::enable_shared_from_this<
     if (problem == last_problem_) return;  // once per distinct problem, not once per poll
     last_problem_ = problem;
     LogError(component_, problem + (env_.snapshot() ? "; keeping the last good data" : ""));
-    env_.SetConnectionState(env_.snapshot() ? ConnectionState::kInterrupted : ConnectionState::kInitializing,
-                            ErrorInfo{"INVALID_DATA", 0, std::move(problem), NowUnixMs()});
+    env_.SetConnectionState(
+        env_.snapshot() ? ConnectionState::kInterrupted : ConnectionState::kInitializing,
+        ErrorInfo{"INVALID_DATA", 0, std::move(problem), NowUnixMs()});
   }
 
   net::strand<net::io_context::executor_type> strand_;

@@ -45,15 +45,23 @@ struct Failure {
   bool permanent = false;  // do not retry (rejected key, or a URL that cannot work)
 };
 
-Failure Network(std::string message) { return {metrics::ErrorKind::kNetworkError, std::move(message)}; }
-Failure InvalidData(std::string message) { return {metrics::ErrorKind::kInvalidData, std::move(message)}; }
+Failure Network(std::string message) {
+  return {metrics::ErrorKind::kNetworkError, std::move(message)};
+}
+Failure InvalidData(std::string message) {
+  return {metrics::ErrorKind::kInvalidData, std::move(message)};
+}
 
 std::string_view KindName(metrics::ErrorKind kind) {
   switch (kind) {
-    case metrics::ErrorKind::kNetworkError: return "NETWORK_ERROR";
-    case metrics::ErrorKind::kErrorResponse: return "ERROR_RESPONSE";
-    case metrics::ErrorKind::kInvalidData: return "INVALID_DATA";
-    case metrics::ErrorKind::kUnknown: break;
+    case metrics::ErrorKind::kNetworkError:
+      return "NETWORK_ERROR";
+    case metrics::ErrorKind::kErrorResponse:
+      return "ERROR_RESPONSE";
+    case metrics::ErrorKind::kInvalidData:
+      return "INVALID_DATA";
+    case metrics::ErrorKind::kUnknown:
+      break;
   }
   return "UNKNOWN";
 }
@@ -63,7 +71,8 @@ bool IsRecoverable(unsigned status) {
   return status == 400 || status == 408 || status == 429 || status >= 500 || status < 400;
 }
 
-class UpstreamSource final : public DataSource, public std::enable_shared_from_this<UpstreamSource> {
+class UpstreamSource final : public DataSource,
+                             public std::enable_shared_from_this<UpstreamSource> {
  public:
   UpstreamSource(net::io_context& io, Environment& env, const config::UpstreamConfig& config,
                  std::shared_ptr<Outbound> outbound, std::string user_agent)
@@ -75,11 +84,13 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
         component_("upstream " + env.config().name),
         retry_timer_(strand_),
         poll_timer_(strand_),
-        sse_([this](protocol::SseEvent&& event) { OnEvent(std::move(event)); }, config.max_event_bytes),
+        sse_([this](protocol::SseEvent&& event) { OnEvent(std::move(event)); },
+             config.max_event_bytes),
         rng_(std::random_device{}()) {}
 
   void Start() override {
-    net::co_spawn(strand_, [self = shared_from_this()] { return self->Run(); }, net::detached);
+    net::co_spawn(
+        strand_, [self = shared_from_this()] { return self->Run(); }, net::detached);
   }
 
   void Stop() override {
@@ -98,7 +109,8 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
     const auto stream_target = ParseTarget(config_.stream_uri);
     const auto poll_target = ParseTarget(config_.base_uri);
     if (!stream_target || !poll_target) {
-      GiveUp({metrics::ErrorKind::kUnknown, "upstream.streamUri/baseUri is not an http(s) URL", 0, true});
+      GiveUp({metrics::ErrorKind::kUnknown, "upstream.streamUri/baseUri is not an http(s) URL", 0,
+              true});
       co_return;
     }
     stream_target_ = *stream_target;
@@ -124,8 +136,10 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
   }
 
   net::awaitable<Failure> StreamOnce(Connection& connection) {
-    LogDebug(component_, "connecting to " + stream_target_.HostHeader() + stream_target_.base_path + "/all");
-    if (std::string error = co_await outbound_->Connect(stream_target_, connection, config_.connect_timeout);
+    LogDebug(component_,
+             "connecting to " + stream_target_.HostHeader() + stream_target_.base_path + "/all");
+    if (std::string error =
+            co_await outbound_->Connect(stream_target_, connection, config_.connect_timeout);
         !error.empty()) {
       co_return Network(std::move(error));
     }
@@ -155,8 +169,9 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
     }
     env_.NoteActivity();
     if (const unsigned status = parser.get().result_int(); status != 200) {
-      Failure failure{metrics::ErrorKind::kErrorResponse, "upstream answered HTTP " + std::to_string(status),
-                      static_cast<int>(status), !IsRecoverable(status)};
+      Failure failure{metrics::ErrorKind::kErrorResponse,
+                      "upstream answered HTTP " + std::to_string(status), static_cast<int>(status),
+                      !IsRecoverable(status)};
       if (status == 401 || status == 403) failure.message += " (the SDK key was rejected)";
       co_return failure;
     }
@@ -195,7 +210,8 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
     if (invalid_) return;  // the connection is being abandoned; nothing more from it applies
     auto message = protocol::ParseStreamEvent(event.name, event.data);
     if (!message) {
-      invalid_ = InvalidData("malformed '" + event.name.substr(0, 32) + "' event: " + message.error().message);
+      invalid_ = InvalidData("malformed '" + event.name.substr(0, 32) +
+                             "' event: " + message.error().message);
       return;
     }
     if (const auto* ignored = std::get_if<protocol::IgnoredMessage>(&*message)) {
@@ -203,10 +219,13 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
       return;
     }
     const bool is_put = std::holds_alternative<protocol::PutMessage>(*message);
-    env_.ApplyUpstream(std::move(*message), is_put ? OnPublished([id = connection_id_](UpstreamSource& self) {
-      // VALID once this connection's put is served, unless the connection failed meanwhile.
-      return id == self.connection_id_ && self.stream_healthy_;
-    }) : Environment::Published{});
+    env_.ApplyUpstream(std::move(*message),
+                       is_put ? OnPublished([id = connection_id_](UpstreamSource& self) {
+                         // VALID once this connection's put is served, unless the connection failed
+                         // meanwhile.
+                         return id == self.connection_id_ && self.stream_healthy_;
+                       })
+                              : Environment::Published{});
     if (is_put) {
       if (!stream_healthy_) LogInfo(component_, "received full data set");
       stream_healthy_ = true;
@@ -229,12 +248,14 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
     // The first upstream answer decides whether cached data is worth serving: it is now.
     env_.ReleaseCache();
     const auto delay = NextDelay();
-    LogWarn(component_, failure.message + "; reconnecting in " + std::to_string(delay.count()) + " ms");
+    LogWarn(component_,
+            failure.message + "; reconnecting in " + std::to_string(delay.count()) + " ms");
     env_.metrics().Reconnects(failure.kind).Increment();
     const bool serving_live = env_.has_live_data();
     if (!polling_healthy_) {
-      env_.SetConnectionState(serving_live ? ConnectionState::kInterrupted : ConnectionState::kInitializing,
-                              ErrorFrom(failure));
+      env_.SetConnectionState(
+          serving_live ? ConnectionState::kInterrupted : ConnectionState::kInitializing,
+          ErrorFrom(failure));
     } else {
       env_.SetConnectionState(ConnectionState::kValid, ErrorFrom(failure));
     }
@@ -265,13 +286,15 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
   Environment::Published OnPublished(Check still_current) {
     return [self = shared_from_this(), still_current] {
       net::post(self->strand_, [self, still_current] {
-        if (!self->stopped_ && still_current(*self)) self->env_.SetConnectionState(ConnectionState::kValid);
+        if (!self->stopped_ && still_current(*self))
+          self->env_.SetConnectionState(ConnectionState::kValid);
       });
     };
   }
 
   static ErrorInfo ErrorFrom(const Failure& failure) {
-    return ErrorInfo{std::string(KindName(failure.kind)), failure.status_code, failure.message, NowUnixMs()};
+    return ErrorInfo{std::string(KindName(failure.kind)), failure.status_code, failure.message,
+                     NowUnixMs()};
   }
 
   // min(initial * 2^attempt, max), minus a random 0-50 %, so a fleet does not reconnect in step.
@@ -294,10 +317,12 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
     if (poll_loop_running_) return;  // a loop still finishing its last poll carries on
     LogWarn(component_, "streaming has failed for " +
                             std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                               Clock::now() - *failing_since_).count()) +
+                                               Clock::now() - *failing_since_)
+                                               .count()) +
                             " s; polling " + poll_target_.HostHeader() + poll_target_.base_path +
                             "/sdk/latest-all until it is back");
-    net::co_spawn(strand_, [self = shared_from_this()] { return self->PollLoop(); }, net::detached);
+    net::co_spawn(
+        strand_, [self = shared_from_this()] { return self->PollLoop(); }, net::detached);
   }
 
   // At most one runs (poll_loop_running_); it owns each poll's connection and publishes it in
@@ -318,7 +343,8 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
   }
 
   net::awaitable<void> PollOnce(Connection& connection) {
-    if (std::string error = co_await outbound_->Connect(poll_target_, connection, config_.connect_timeout);
+    if (std::string error =
+            co_await outbound_->Connect(poll_target_, connection, config_.connect_timeout);
         !error.empty()) {
       PollFailed(Network(std::move(error)));
       co_return;
@@ -328,7 +354,8 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
 
   template <class Stream>
   net::awaitable<void> Poll(Stream& stream) {
-    http::request<http::empty_body> request{http::verb::get, poll_target_.base_path + "/sdk/latest-all", 11};
+    http::request<http::empty_body> request{http::verb::get,
+                                            poll_target_.base_path + "/sdk/latest-all", 11};
     SetCommonHeaders(request, poll_target_);
     request.set(http::field::accept_encoding, "gzip");
     if (!poll_etag_.empty()) request.set(http::field::if_none_match, poll_etag_);
@@ -355,10 +382,12 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
     }
     if (status != 200) {
       co_return PollFailed({metrics::ErrorKind::kErrorResponse,
-                            "poll: upstream answered HTTP " + std::to_string(status), static_cast<int>(status)});
+                            "poll: upstream answered HTTP " + std::to_string(status),
+                            static_cast<int>(status)});
     }
     std::string body = std::move(response.body());
-    if (auto it = response.find(http::field::content_encoding); it != response.end() && it->value() == "gzip") {
+    if (auto it = response.find(http::field::content_encoding);
+        it != response.end() && it->value() == "gzip") {
       auto inflated = protocol::GzipDecompress(body, config_.max_event_bytes);
       if (!inflated) co_return PollFailed(InvalidData("poll: malformed or oversized gzip body"));
       body = std::move(*inflated);
@@ -372,8 +401,8 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
     }
     env_.metrics().Polls(metrics::PollResult::kOk).Increment();
     env_.ApplyUpstream(protocol::Message{std::move(*data)}, OnPublished([](UpstreamSource& self) {
-      return self.polling_ && self.polling_healthy_;
-    }));
+                         return self.polling_ && self.polling_healthy_;
+                       }));
     PollSucceeded();
   }
 
@@ -389,8 +418,9 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
     env_.metrics().Polls(metrics::PollResult::kError).Increment();
     LogWarn(component_, failure.message);
     polling_healthy_ = false;
-    env_.SetConnectionState(env_.has_live_data() ? ConnectionState::kInterrupted : ConnectionState::kInitializing,
-                            ErrorFrom(failure));
+    env_.SetConnectionState(
+        env_.has_live_data() ? ConnectionState::kInterrupted : ConnectionState::kInitializing,
+        ErrorFrom(failure));
   }
 
   void SetCommonHeaders(http::request<http::empty_body>& request, const Target& target) const {
@@ -415,7 +445,7 @@ class UpstreamSource final : public DataSource, public std::enable_shared_from_t
   std::optional<Clock::time_point> failing_since_;
   unsigned attempt_ = 0;
   std::uint64_t connection_id_ = 0;  // counts stream connections that got a 200
-  bool stream_healthy_ = false;  // a put arrived on the current connection
+  bool stream_healthy_ = false;      // a put arrived on the current connection
   bool polling_ = false;
   bool poll_loop_running_ = false;
   bool polling_healthy_ = false;
@@ -434,8 +464,8 @@ std::unique_ptr<DataSource> MakeUpstreamSource(net::io_context& io, Environment&
                                                const config::UpstreamConfig& upstream,
                                                std::shared_ptr<Outbound> outbound,
                                                std::string user_agent) {
-  return std::make_unique<SourceHandle>(
-      std::make_shared<UpstreamSource>(io, env, upstream, std::move(outbound), std::move(user_agent)));
+  return std::make_unique<SourceHandle>(std::make_shared<UpstreamSource>(
+      io, env, upstream, std::move(outbound), std::move(user_agent)));
 }
 
 }  // namespace flagrelay::relay

@@ -38,10 +38,30 @@ TEST(ParseSemVer, MissingMinorAndPatchAreZero) {
 }
 
 TEST(ParseSemVer, RejectsInvalid) {
-  for (const char* bad : {"", "v1.2.3", "V2", "01.2.3", "1.02.3", "1.2.03", "1.2.3.4", "1.",
-                          "1..2", ".1", "1.2.3-", "1.2.3+", "1.2.3-01", "1.2.3-a..b",
-                          "1.2.3-a_b", "1.2.3+a..b", "-1.2.3", "+1", "1.2.3 ", " 1.2.3",
-                          "a.b.c", "1.2.x", "99999999999999999999.0.0", "1.2.3-é"}) {
+  for (const char* bad : {"",
+                          "v1.2.3",
+                          "V2",
+                          "01.2.3",
+                          "1.02.3",
+                          "1.2.03",
+                          "1.2.3.4",
+                          "1.",
+                          "1..2",
+                          ".1",
+                          "1.2.3-",
+                          "1.2.3+",
+                          "1.2.3-01",
+                          "1.2.3-a..b",
+                          "1.2.3-a_b",
+                          "1.2.3+a..b",
+                          "-1.2.3",
+                          "+1",
+                          "1.2.3 ",
+                          " 1.2.3",
+                          "a.b.c",
+                          "1.2.x",
+                          "99999999999999999999.0.0",
+                          "1.2.3-é"}) {
     EXPECT_FALSE(ParseSemVer(bad).has_value()) << '"' << bad << '"';
   }
 }
@@ -64,9 +84,8 @@ TEST(CompareSemVer, CoreNumbersCompareNumerically) {
 
 TEST(CompareSemVer, SpecPrecedenceChain) {
   // The ordering example from SemVer 2.0.0 §11.
-  const char* chain[] = {"1.0.0-alpha",      "1.0.0-alpha.1", "1.0.0-alpha.beta",
-                         "1.0.0-beta",       "1.0.0-beta.2",  "1.0.0-beta.11",
-                         "1.0.0-rc.1",       "1.0.0"};
+  const char* chain[] = {"1.0.0-alpha",  "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta",
+                         "1.0.0-beta.2", "1.0.0-beta.11", "1.0.0-rc.1",       "1.0.0"};
   for (std::size_t i = 0; i + 1 < std::size(chain); ++i) {
     EXPECT_LT(Cmp(chain[i], chain[i + 1]), 0) << chain[i] << " < " << chain[i + 1];
     EXPECT_GT(Cmp(chain[i + 1], chain[i]), 0) << chain[i + 1] << " > " << chain[i];
@@ -74,9 +93,9 @@ TEST(CompareSemVer, SpecPrecedenceChain) {
 }
 
 TEST(CompareSemVer, PrereleaseDetails) {
-  EXPECT_LT(Cmp("1.0.0-1", "1.0.0-a"), 0);       // numeric below alphanumeric
-  EXPECT_LT(Cmp("1.0.0-2", "1.0.0-10"), 0);      // numeric, not lexical
-  EXPECT_LT(Cmp("1.0.0-B", "1.0.0-a"), 0);       // ASCII order
+  EXPECT_LT(Cmp("1.0.0-1", "1.0.0-a"), 0);   // numeric below alphanumeric
+  EXPECT_LT(Cmp("1.0.0-2", "1.0.0-10"), 0);  // numeric, not lexical
+  EXPECT_LT(Cmp("1.0.0-B", "1.0.0-a"), 0);   // ASCII order
   EXPECT_LT(Cmp("1.0.0-99999999999999999999", "1.0.0-100000000000000000000"), 0);
   EXPECT_EQ(Cmp("1.0.0-rc.1", "1.0.0-rc.1"), 0);
 }

@@ -24,10 +24,13 @@ TEST(RelayMetrics, SerializesResolvedSeries) {
             std::string::npos);
   EXPECT_NE(text.find("flagrelay_data_source{env=\"prod\",source=\"cache\"} 1"), std::string::npos);
   EXPECT_NE(text.find("flagrelay_data_source{env=\"prod\",source=\"none\"} 0"), std::string::npos);
-  EXPECT_NE(text.find("flagrelay_cache_loads_total{env=\"prod\",outcome=\"loaded\"} 1"), std::string::npos);
-  EXPECT_NE(text.find("flagrelay_http_requests_total{method=\"GET\",route=\"/sdk/latest-all\",status=\"2xx\"} 3"),
+  EXPECT_NE(text.find("flagrelay_cache_loads_total{env=\"prod\",outcome=\"loaded\"} 1"),
             std::string::npos);
-  EXPECT_NE(text.find("# TYPE flagrelay_cache_commit_duration_seconds histogram"), std::string::npos);
+  EXPECT_NE(text.find("flagrelay_http_requests_total{method=\"GET\",route=\"/sdk/"
+                      "latest-all\",status=\"2xx\"} 3"),
+            std::string::npos);
+  EXPECT_NE(text.find("# TYPE flagrelay_cache_commit_duration_seconds histogram"),
+            std::string::npos);
 }
 
 }  // namespace

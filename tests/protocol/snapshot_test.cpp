@@ -20,11 +20,14 @@ PutMessage SamplePut() {
 TEST(Snapshot, BodiesOmitTombstonesAndAreSorted) {
   auto put = SamplePut();
   Snapshot snap(put.flags, put.segments, 1, DataSource::kUpstream, 0);
-  EXPECT_EQ(*snap.AllData().Plain(),
-            R"({"flags":{"a":{"key":"a","version":1},"b":{"key":"b","version":2}},"segments":{"s":{"key":"s","version":1}}})");
-  EXPECT_EQ(*snap.FlagsData().Plain(), R"({"a":{"key":"a","version":1},"b":{"key":"b","version":2}})");
+  EXPECT_EQ(
+      *snap.AllData().Plain(),
+      R"({"flags":{"a":{"key":"a","version":1},"b":{"key":"b","version":2}},"segments":{"s":{"key":"s","version":1}}})");
+  EXPECT_EQ(*snap.FlagsData().Plain(),
+            R"({"a":{"key":"a","version":1},"b":{"key":"b","version":2}})");
   EXPECT_EQ(*snap.SegmentsData().Plain(), R"({"s":{"key":"s","version":1}})");
-  EXPECT_EQ(*snap.PutFrameAll(), "event: put\ndata: {\"path\":\"/\",\"data\":" + *snap.AllData().Plain() + "}\n\n");
+  EXPECT_EQ(*snap.PutFrameAll(),
+            "event: put\ndata: {\"path\":\"/\",\"data\":" + *snap.AllData().Plain() + "}\n\n");
   EXPECT_EQ(*snap.PutFrameFlags(), "event: put\ndata: " + *snap.FlagsData().Plain() + "\n\n");
 }
 
@@ -72,8 +75,11 @@ TEST(EncodeChange, PatchAndDeleteFramesParseBack) {
   auto item = ParseItem("f", R"({"key":"f","version":3})");
   ASSERT_TRUE(item.has_value());
   ChangeFrames patch = EncodeChange(Kind::kFlags, **item);
-  EXPECT_EQ(*patch.all, "event: patch\ndata: {\"path\":\"/flags/f\",\"data\":{\"key\":\"f\",\"version\":3}}\n\n");
-  EXPECT_EQ(*patch.flags, "event: patch\ndata: {\"path\":\"/f\",\"data\":{\"key\":\"f\",\"version\":3}}\n\n");
+  EXPECT_EQ(
+      *patch.all,
+      "event: patch\ndata: {\"path\":\"/flags/f\",\"data\":{\"key\":\"f\",\"version\":3}}\n\n");
+  EXPECT_EQ(*patch.flags,
+            "event: patch\ndata: {\"path\":\"/f\",\"data\":{\"key\":\"f\",\"version\":3}}\n\n");
 
   ChangeFrames del = EncodeChange(Kind::kSegments, *MakeTombstone("s", 4));
   EXPECT_EQ(*del.all, "event: delete\ndata: {\"path\":\"/segments/s\",\"version\":4}\n\n");

@@ -63,7 +63,10 @@ TEST(SseParser, OneByteAtATime) {
 std::string Replace(std::string_view in, std::string_view with) {
   std::string out;
   for (char ch : in) {
-    if (ch == '\n') out += with; else out += ch;
+    if (ch == '\n')
+      out += with;
+    else
+      out += ch;
   }
   return out;
 }
@@ -82,7 +85,9 @@ TEST(SseParser, CrLfAndCrLineEndingsEverySplit) {
 
 TEST(SseParser, FieldDetails) {
   Collector c;
-  ASSERT_TRUE(c.parser.Feed("\xEF\xBB\xBF" "data:nospace\n\ndata\n\nevent: x\n\ndata:  two\n\n"));
+  ASSERT_TRUE(
+      c.parser.Feed("\xEF\xBB\xBF"
+                    "data:nospace\n\ndata\n\nevent: x\n\ndata:  two\n\n"));
   ASSERT_EQ(c.events.size(), 3u);
   EXPECT_EQ(c.events[0].data, "nospace");
   EXPECT_EQ(c.events[1].data, "") << "a bare 'data' field is an empty data line";

@@ -64,7 +64,8 @@ TEST_F(EnvironmentTest, StreamGetsPutThenOnlyAppliedChangesInOrder) {
   ASSERT_EQ(frames.size(), 3u);
   EXPECT_TRUE(frames[0].starts_with("event: put\n"));
   EXPECT_NE(frames[1].find("\"version\":2"), std::string::npos);
-  EXPECT_NE(frames[1].find("[false,true]"), std::string::npos) << "the applied patch, not the stale one";
+  EXPECT_NE(frames[1].find("[false,true]"), std::string::npos)
+      << "the applied patch, not the stale one";
   EXPECT_EQ(frames[2], "event: delete\ndata: {\"path\":\"/flags/a\",\"version\":3}\n\n");
   ASSERT_TRUE(Eventually([&] { return env.snapshot()->data_version() == 3; }));
   EXPECT_EQ(env.snapshot()->flags().live_count(), 0u);
@@ -158,7 +159,8 @@ TEST_F(EnvironmentTest, RestartServesCachedDataOfTheSameKeyOnly) {
 
   // The first upstream put replaces the cached data, and versions keep growing.
   restarted.ApplyUpstream(Put({Flag("a", 5)}));
-  ASSERT_TRUE(Eventually([&] { return restarted.snapshot()->source() == protocol::DataSource::kUpstream; }));
+  ASSERT_TRUE(Eventually(
+      [&] { return restarted.snapshot()->source() == protocol::DataSource::kUpstream; }));
   EXPECT_EQ(restarted.snapshot()->data_version(), 3u);
 
   // When the upstream answers first, its data wins and the cached data is never served.

@@ -125,9 +125,9 @@ class FakeStore : public cache::Store {
 };
 
 inline protocol::ItemPtr Flag(const std::string& key, std::uint64_t version, bool value = true) {
-  auto item = protocol::ParseItem(key, R"({"key":")" + key + R"(","version":)" +
-                                           std::to_string(version) + R"(,"on":true,"variations":[)" +
-                                           (value ? "true,false" : "false,true") + "]}");
+  auto item = protocol::ParseItem(
+      key, R"({"key":")" + key + R"(","version":)" + std::to_string(version) +
+               R"(,"on":true,"variations":[)" + (value ? "true,false" : "false,true") + "]}");
   return *item;
 }
 

@@ -116,8 +116,10 @@ TEST_F(RouterTest, UnknownPathsAndMethods) {
   post.authorization = kKey;
   EXPECT_EQ(router_->Handle(post).status, 405u);
   const std::string text = metrics_.Serialize();
-  EXPECT_NE(text.find("flagrelay_http_requests_total{method=\"other\",route=\"unmatched\",status=\"4xx\"} 3"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find(
+          "flagrelay_http_requests_total{method=\"other\",route=\"unmatched\",status=\"4xx\"} 3"),
+      std::string::npos)
       << text;
 }
 
@@ -127,7 +129,8 @@ TEST_F(RouterTest, StatusMasksKeysAndReportsTheDataSource) {
   const std::string body = *Get("/status", "").body;
   EXPECT_EQ(body.find(kKey), std::string::npos) << body;
   EXPECT_EQ(body.find("eeeeeeee9876"), std::string::npos) << "the mobile key is masked too";
-  EXPECT_NE(body.find("\"sdkKey\":\"sdk-********-****-****-****-*******e1234\""), std::string::npos) << body;
+  EXPECT_NE(body.find("\"sdkKey\":\"sdk-********-****-****-****-*******e1234\""), std::string::npos)
+      << body;
   EXPECT_NE(body.find("\"dataSource\":\"upstream\""), std::string::npos);
   EXPECT_NE(body.find("\"state\":\"VALID\""), std::string::npos);
   EXPECT_NE(body.find("\"status\":\"healthy\""), std::string::npos);

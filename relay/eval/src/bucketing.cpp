@@ -35,9 +35,7 @@ double BucketValue(std::string_view flag_or_segment_key, std::string_view salt,
   return static_cast<double>(prefix) / kLongScale;
 }
 
-std::optional<std::string> BucketableValue(std::string_view value) {
-  return std::string(value);
-}
+std::optional<std::string> BucketableValue(std::string_view value) { return std::string(value); }
 
 std::optional<std::string> BucketableValue(double value) {
   if (!std::isfinite(value) || std::trunc(value) != value || std::fabs(value) > kMaxExactInteger) {

@@ -39,8 +39,8 @@ std::int64_t DaysFromCivil(int y, int m, int d) {
   const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
   const std::int64_t year_of_era = y - era * 400;
   const std::int64_t day_of_year = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const std::int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 +
-                                  day_of_year;
+  const std::int64_t day_of_era =
+      year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
   return era * 146097 + day_of_era - 719468;
 }
 
@@ -95,8 +95,8 @@ std::optional<double> ParseTimestamp(std::string_view s) {
   }
   if (pos != s.size()) return std::nullopt;
 
-  const std::int64_t seconds = DaysFromCivil(year, month, day) * 86400 + hour * 3600 +
-                               minute * 60 + second - std::int64_t{offset_minutes} * 60;
+  const std::int64_t seconds = DaysFromCivil(year, month, day) * 86400 + hour * 3600 + minute * 60 +
+                               second - std::int64_t{offset_minutes} * 60;
   return static_cast<double>(seconds * 1000) + static_cast<double>(nanos) / 1e6;
 }
 

@@ -25,7 +25,8 @@ Result<json::value> ParseJson(std::string_view text) {
 // Versions are non-negative integers; JSON writers sometimes produce 3.0 for 3.
 std::optional<std::uint64_t> AsVersion(const json::value& value) {
   if (value.is_uint64()) return value.get_uint64();
-  if (value.is_int64() && value.get_int64() >= 0) return static_cast<std::uint64_t>(value.get_int64());
+  if (value.is_int64() && value.get_int64() >= 0)
+    return static_cast<std::uint64_t>(value.get_int64());
   if (value.is_double()) {
     const double d = value.get_double();
     if (d >= 0 && d < 9.0e15 && std::floor(d) == d) return static_cast<std::uint64_t>(d);
@@ -44,7 +45,8 @@ Result<ItemPtr> ItemFromValue(std::string_view key, const json::value& value) {
     item->version = *parsed;
   }
   if (const json::value* deleted = object->if_contains("deleted")) {
-    if (!deleted->is_bool()) return Error("item '" + std::string(key) + "' has a non-boolean 'deleted'");
+    if (!deleted->is_bool())
+      return Error("item '" + std::string(key) + "' has a non-boolean 'deleted'");
     item->deleted = deleted->get_bool();
   }
   item->json = json::serialize(value);
@@ -186,7 +188,8 @@ Result<Message> ParseStreamEvent(std::string_view event_name, std::string_view d
   const auto path = StringMember(*object, "path");
   if (!path) return Error(std::string(event_name) + " has no 'path' string");
   const auto target = SplitPath(*path);
-  if (!target) return Message{IgnoredMessage{"unknown path '" + std::string(path->substr(0, 128)) + "'"}};
+  if (!target)
+    return Message{IgnoredMessage{"unknown path '" + std::string(path->substr(0, 128)) + "'"}};
   const auto [kind, key] = *target;
 
   if (event_name == "patch") {

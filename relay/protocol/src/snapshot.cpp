@@ -51,10 +51,14 @@ std::size_t MapSizeHint(const ItemSet& set) {
 
 std::string_view ToString(DataSource source) {
   switch (source) {
-    case DataSource::kCache: return "cache";
-    case DataSource::kFile: return "file";
-    case DataSource::kUpstream: return "upstream";
-    case DataSource::kNone: break;
+    case DataSource::kCache:
+      return "cache";
+    case DataSource::kFile:
+      return "file";
+    case DataSource::kUpstream:
+      return "upstream";
+    case DataSource::kNone:
+      break;
   }
   return "none";
 }
@@ -63,8 +67,7 @@ const SharedBytes& EncodedBody::Plain() const {
   std::call_once(plain_once_, [this] {
     auto body = std::make_shared<const std::string>(owner_.BuildBody(content_));
     char hex[24];
-    std::snprintf(hex, sizeof hex, "%016llx",
-                  static_cast<unsigned long long>(StableHash64(*body)));
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(StableHash64(*body)));
     etag_ = "\"fr-" + std::string(hex) + "\"";
     plain_ = std::move(body);
   });
@@ -72,7 +75,8 @@ const SharedBytes& EncodedBody::Plain() const {
 }
 
 const SharedBytes& EncodedBody::Gzip() const {
-  std::call_once(gzip_once_, [this] { gzip_ = std::make_shared<const std::string>(GzipCompress(*Plain())); });
+  std::call_once(gzip_once_,
+                 [this] { gzip_ = std::make_shared<const std::string>(GzipCompress(*Plain())); });
   return gzip_;
 }
 
@@ -138,7 +142,8 @@ ChangeFrames EncodeChange(Kind kind, const Item& item) {
   // Item JSON is compact (serialized by Boost.JSON), so each frame is a single data line.
   std::string path_all = "/" + std::string(ToString(kind)) + "/" + item.key;
   auto encode = [&item](std::string_view path) {
-    std::string frame = item.deleted ? "event: delete\ndata: {\"path\":" : "event: patch\ndata: {\"path\":";
+    std::string frame =
+        item.deleted ? "event: delete\ndata: {\"path\":" : "event: patch\ndata: {\"path\":";
     AppendJsonString(frame, path);
     if (item.deleted) {
       frame += ",\"version\":" + std::to_string(item.version) + "}\n\n";

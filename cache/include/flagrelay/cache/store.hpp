@@ -24,16 +24,16 @@ namespace flagrelay::cache {
 inline constexpr std::uint32_t kFormatVersion = 1;
 
 struct Options {
-  std::string dir;                              // created (with parents) if missing
-  std::size_t map_size_bytes = 1024ull << 20;   // LMDB map size
+  std::string dir;                             // created (with parents) if missing
+  std::size_t map_size_bytes = 1024ull << 20;  // LMDB map size
 };
 
 /// Per-environment metadata, committed in the same transaction as the items it describes.
 struct EnvMeta {
-  std::uint64_t data_version = 0;   // the relay's monotonic data version for this environment
+  std::uint64_t data_version = 0;  // the relay's monotonic data version for this environment
   std::int64_t saved_at_unix_ms = 0;
-  std::string fingerprint;          // identifies the credential the data belongs to (not the key)
-  std::string source;               // "upstream" | "file"
+  std::string fingerprint;  // identifies the credential the data belongs to (not the key)
+  std::string source;       // "upstream" | "file"
 };
 
 /// One flag or segment as stored. Tombstones are ordinary items whose JSON says `"deleted":true`.
@@ -81,8 +81,8 @@ class Store {
  public:
   /// Opens (creating if needed) the store in `options.dir`. A data file that LMDB cannot open
   /// (corrupt, truncated, foreign) is renamed aside (`data.mdb.corrupt-<unix ms>`) and a fresh
-  /// store is created; `warning` then says so. Returns nullptr with `error` set when even that fails
-  /// (unwritable dir, ...).
+  /// store is created; `warning` then says so. Returns nullptr with `error` set when even that
+  /// fails (unwritable dir, ...).
   static std::unique_ptr<Store> Open(const Options& options, std::string* error,
                                      std::string* warning = nullptr);
 

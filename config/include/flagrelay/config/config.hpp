@@ -17,7 +17,8 @@ namespace flagrelay::config {
 
 using Duration = std::chrono::milliseconds;
 
-/// A credential (SDK key, mobile key). Only `Masked()` may reach logs, `/status`, metrics or errors.
+/// A credential (SDK key, mobile key). Only `Masked()` may reach logs, `/status`, metrics or
+/// errors.
 class Secret {
  public:
   Secret() = default;
@@ -49,11 +50,12 @@ struct TlsConfig {
 struct ListenConfig {
   std::string host = "0.0.0.0";
   std::uint16_t port = 8030;
-  std::size_t max_connections = 20000;        // listen.maxConnections
+  std::size_t max_connections = 20000;                 // listen.maxConnections
   Duration header_timeout = std::chrono::seconds(10);  // listen.headerTimeout
-  Duration idle_timeout = std::chrono::seconds(60);    // listen.idleTimeout (keep-alive between requests)
-  std::size_t max_header_bytes = 16 * 1024;   // listen.maxHeaderBytes
-  std::size_t max_body_bytes = 1024 * 1024;   // listen.maxBodyBytes
+  Duration idle_timeout =
+      std::chrono::seconds(60);              // listen.idleTimeout (keep-alive between requests)
+  std::size_t max_header_bytes = 16 * 1024;  // listen.maxHeaderBytes
+  std::size_t max_body_bytes = 1024 * 1024;  // listen.maxBodyBytes
   /// listen.tls: serve HTTPS when cert_file and key_file are set (ca_file unused here).
   std::optional<TlsConfig> tls;
 };
@@ -77,8 +79,9 @@ struct ProxyConfig {
 };
 
 struct UpstreamConfig {
-  std::string stream_uri = "https://stream.launchdarkly.com";  // upstream.streamUri, no trailing '/'
-  std::string base_uri = "https://sdk.launchdarkly.com";       // upstream.baseUri
+  std::string stream_uri =
+      "https://stream.launchdarkly.com";                  // upstream.streamUri, no trailing '/'
+  std::string base_uri = "https://sdk.launchdarkly.com";  // upstream.baseUri
   std::string events_uri = "https://events.launchdarkly.com";  // upstream.eventsUri
   Duration connect_timeout = std::chrono::seconds(3);          // upstream.connectTimeout
   Duration read_timeout = std::chrono::minutes(5);             // upstream.readTimeout
@@ -95,8 +98,8 @@ struct UpstreamConfig {
   /// upstream.disconnectedStatusTime: how long a non-VALID state is tolerated before /status
   /// says "disconnected".
   Duration disconnected_status_time = std::chrono::minutes(1);
-  PollingFallbackConfig polling_fallback;                      // upstream.pollingFallback
-  TlsConfig tls;                                               // upstream.tls (caFile, certFile, keyFile, minVersion)
+  PollingFallbackConfig polling_fallback;  // upstream.pollingFallback
+  TlsConfig tls;                           // upstream.tls (caFile, certFile, keyFile, minVersion)
 };
 
 enum class ReadinessMode {
@@ -105,21 +108,21 @@ enum class ReadinessMode {
 };
 
 struct ReadinessConfig {
-  ReadinessMode mode = ReadinessMode::kData;        // readiness.mode: data | live
+  ReadinessMode mode = ReadinessMode::kData;       // readiness.mode: data | live
   Duration max_silence = std::chrono::minutes(5);  // readiness.maxSilence (live mode)
 };
 
 struct StreamsConfig {
   Duration heartbeat_interval = std::chrono::seconds(30);  // streams.heartbeatInterval
-  std::size_t max_queue_events = 256;                     // streams.maxQueueEvents (per subscriber)
-  std::size_t max_queue_bytes = 8 * 1024 * 1024;          // streams.maxQueueBytes (per subscriber)
-  Duration write_timeout = std::chrono::seconds(30);      // streams.writeTimeout
-  Duration max_connection_time{0};                        // streams.maxConnectionTime, 0 = off
+  std::size_t max_queue_events = 256;                 // streams.maxQueueEvents (per subscriber)
+  std::size_t max_queue_bytes = 8 * 1024 * 1024;      // streams.maxQueueBytes (per subscriber)
+  Duration write_timeout = std::chrono::seconds(30);  // streams.writeTimeout
+  Duration max_connection_time{0};                    // streams.maxConnectionTime, 0 = off
 };
 
 struct CacheConfig {
-  std::string dir;                               // cache.dir; empty = no cache
-  std::size_t map_size_bytes = 1024ull << 20;    // cache.mapSize
+  std::string dir;                             // cache.dir; empty = no cache
+  std::size_t map_size_bytes = 1024ull << 20;  // cache.mapSize
 };
 
 struct MetricsConfig {
@@ -128,11 +131,11 @@ struct MetricsConfig {
 };
 
 struct EnvironmentConfig {
-  std::string name;                 // the key under `environments:`
-  Secret sdk_key;                   // required
+  std::string name;  // the key under `environments:`
+  Secret sdk_key;    // required
   std::optional<Secret> mobile_key;
-  std::string env_id;               // client-side ID; empty = none
-  std::string data_file;            // non-empty = served from this JSON file, no upstream stream
+  std::string env_id;     // client-side ID; empty = none
+  std::string data_file;  // non-empty = served from this JSON file, no upstream stream
   Duration data_file_poll_interval = std::chrono::seconds(1);  // dataFilePollInterval
 };
 
@@ -145,7 +148,7 @@ struct RelayConfig {
   ProxyConfig proxy;
   ReadinessConfig readiness;
   LogLevel log_level = LogLevel::kInfo;
-  unsigned threads = 0;  // 0 = one per hardware thread
+  unsigned threads = 0;                         // 0 = one per hardware thread
   std::vector<EnvironmentConfig> environments;  // in file order; names unique
 };
 

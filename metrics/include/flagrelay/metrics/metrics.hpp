@@ -42,25 +42,29 @@ enum class PollResult { kOk, kNotModified, kError };
 
 /// The series of one environment (label `env`).
 struct EnvironmentMetrics {
-  std::array<prometheus::Gauge*, kSdkKinds> streams{};             // flagrelay_sdk_streams
+  std::array<prometheus::Gauge*, kSdkKinds> streams{};               // flagrelay_sdk_streams
   std::array<prometheus::Counter*, kSdkKinds> stream_connections{};  // ..._stream_connections_total
-  prometheus::Counter* slow_disconnects = nullptr;   // flagrelay_sdk_stream_slow_disconnects_total
-  prometheus::Gauge* upstream_connected = nullptr;   // flagrelay_upstream_connected
-  std::array<prometheus::Gauge*, kUpstreamStates> upstream_state{};  // flagrelay_upstream_state{state}
-  std::array<prometheus::Counter*, kErrorKinds> upstream_reconnects{};  // ..._reconnects_total{kind}
-  prometheus::Gauge* upstream_last_activity_age = nullptr;  // ..._last_activity_age_seconds (at scrape)
+  prometheus::Counter* slow_disconnects = nullptr;  // flagrelay_sdk_stream_slow_disconnects_total
+  prometheus::Gauge* upstream_connected = nullptr;  // flagrelay_upstream_connected
+  std::array<prometheus::Gauge*, kUpstreamStates>
+      upstream_state{};  // flagrelay_upstream_state{state}
+  std::array<prometheus::Counter*, kErrorKinds>
+      upstream_reconnects{};  // ..._reconnects_total{kind}
+  prometheus::Gauge* upstream_last_activity_age =
+      nullptr;  // ..._last_activity_age_seconds (at scrape)
   std::array<prometheus::Counter*, 3> upstream_polls{};  // flagrelay_upstream_polls_total{result}
   std::array<std::array<prometheus::Counter*, 2>, 3> updates{};  // [UpdateKind][UpdateResult]
-  prometheus::Gauge* last_update_timestamp = nullptr;  // flagrelay_data_last_update_timestamp_seconds
-  prometheus::Gauge* data_age = nullptr;             // flagrelay_data_age_seconds (set at scrape)
+  prometheus::Gauge* last_update_timestamp =
+      nullptr;                            // flagrelay_data_last_update_timestamp_seconds
+  prometheus::Gauge* data_age = nullptr;  // flagrelay_data_age_seconds (set at scrape)
   std::array<prometheus::Gauge*, kDataSources> data_source{};  // flagrelay_data_source{source}
-  prometheus::Gauge* snapshot_bytes = nullptr;       // flagrelay_snapshot_bytes
-  prometheus::Gauge* snapshot_flags = nullptr;       // flagrelay_snapshot_items{kind="flags"}
-  prometheus::Gauge* snapshot_segments = nullptr;    // flagrelay_snapshot_items{kind="segments"}
+  prometheus::Gauge* snapshot_bytes = nullptr;                 // flagrelay_snapshot_bytes
+  prometheus::Gauge* snapshot_flags = nullptr;     // flagrelay_snapshot_items{kind="flags"}
+  prometheus::Gauge* snapshot_segments = nullptr;  // flagrelay_snapshot_items{kind="segments"}
   prometheus::Histogram* cache_commit_duration = nullptr;  // ..._cache_commit_duration_seconds
-  prometheus::Counter* cache_commits_ok = nullptr;   // flagrelay_cache_commits_total{result="ok"}
+  prometheus::Counter* cache_commits_ok = nullptr;  // flagrelay_cache_commits_total{result="ok"}
   prometheus::Counter* cache_commits_failed = nullptr;  // ...{result="error"}
-  prometheus::Gauge* cache_healthy = nullptr;        // flagrelay_cache_healthy
+  prometheus::Gauge* cache_healthy = nullptr;           // flagrelay_cache_healthy
   std::function<prometheus::Counter&(std::string_view outcome)> cache_loads;  // start-up only
 
   prometheus::Counter& Updates(UpdateKind kind, UpdateResult result) const {

@@ -19,7 +19,8 @@ namespace flagrelay::protocol {
 using SharedBytes = std::shared_ptr<const std::string>;
 
 enum class DataSource { kNone, kCache, kFile, kUpstream };
-[[nodiscard]] std::string_view ToString(DataSource source);  // "none" | "cache" | "file" | "upstream"
+[[nodiscard]] std::string_view ToString(
+    DataSource source);  // "none" | "cache" | "file" | "upstream"
 
 /// A JSON body in the encodings a poller may ask for; each built on first use.
 class EncodedBody {
@@ -103,6 +104,7 @@ struct ChangeFrames {
 [[nodiscard]] std::string GzipCompress(std::string_view data);
 /// Inflates a gzip or zlib body; nullopt on malformed input or when the output would exceed
 /// `max_output` bytes (a decompression bomb).
-[[nodiscard]] std::optional<std::string> GzipDecompress(std::string_view data, std::size_t max_output);
+[[nodiscard]] std::optional<std::string> GzipDecompress(std::string_view data,
+                                                        std::size_t max_output);
 
 }  // namespace flagrelay::protocol

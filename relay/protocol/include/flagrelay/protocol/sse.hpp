@@ -37,10 +37,10 @@ class SseParser {
 
   EventHandler on_event_;
   std::size_t max_event_bytes_;
-  std::string line_;          // the incomplete current line
-  SseEvent event_;            // the event being assembled
+  std::string line_;  // the incomplete current line
+  SseEvent event_;    // the event being assembled
   bool has_data_ = false;
-  bool skip_lf_ = false;      // the previous chunk ended in CR; a leading LF belongs to it
+  bool skip_lf_ = false;  // the previous chunk ended in CR; a leading LF belongs to it
   bool at_stream_start_ = true;
   bool failed_ = false;
 };

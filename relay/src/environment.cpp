@@ -28,14 +28,6 @@ metrics::DataSourceLabel Label(DataSource source) {
   return metrics::DataSourceLabel::kNone;
 }
 
-std::size_t ApproximateBytes(const ItemSet& set) {
-  std::size_t n = 0;
-  for (const ItemPtr& item : set.items()) {
-    if (!item->deleted) n += item->key.size() + item->json.size() + 4;
-  }
-  return n;
-}
-
 void AppendRecords(std::vector<cache::ItemRecord>& out, Kind kind, const ItemSet& set) {
   for (const ItemPtr& item : set.items()) {
     out.push_back({std::string(protocol::ToString(kind)), item->key, item->json});
@@ -339,7 +331,8 @@ void Environment::Publish(const Change& change) {
   const protocol::Snapshot& snap = *change.snapshot;
   metrics_.last_update_timestamp->Set(static_cast<double>(snap.updated_at_unix_ms()) / 1000.0);
   metrics_.snapshot_bytes->Set(
-      static_cast<double>(ApproximateBytes(snap.flags()) + ApproximateBytes(snap.segments()) + 26));
+      // {"flags":...,"segments":...}
+      static_cast<double>(snap.flags().served_json_bytes() + snap.segments().served_json_bytes() + 22));
   metrics_.snapshot_flags->Set(static_cast<double>(snap.flags().live_count()));
   metrics_.snapshot_segments->Set(static_cast<double>(snap.segments().live_count()));
   metrics_.SetDataSource(Label(snap.source()));

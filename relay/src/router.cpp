@@ -166,7 +166,7 @@ std::string PercentDecode(std::string_view in) {
   std::string out;
   out.reserve(in.size());
   for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '%' && i + 2 < in.size() + 0 && HexValue(in[i + 1]) >= 0 &&
+    if (in[i] == '%' && i + 2 < in.size() && HexValue(in[i + 1]) >= 0 &&
         HexValue(in[i + 2]) >= 0) {
       out.push_back(static_cast<char>(HexValue(in[i + 1]) * 16 + HexValue(in[i + 2])));
       i += 2;
@@ -272,10 +272,8 @@ HttpResponse Router::Route(const HttpRequest& request, RouteId& route_id) const 
   route_id = matched->id;
 
   switch (matched->id) {
-    case RouteId::kHealthz: {
-      HttpResponse response = JsonMessage(200, "ok");
-      return response;
-    }
+    case RouteId::kHealthz:
+      return JsonMessage(200, "ok");
     case RouteId::kReadyz:
       return Ready();
     case RouteId::kStatus:

@@ -16,10 +16,10 @@ class io_context;
 
 namespace flagrelay::relay {
 
+/// Sources are shared_ptr-owned because their pending operations keep them alive; owners hold
+/// a SourceHandle that stops the source when destroyed.
 class DataSource {
  public:
-  /// Sources are shared_ptr-owned because their pending operations keep them alive; owners hold
-  /// a SourceHandle that stops the source when destroyed.
   virtual ~DataSource() = default;
   virtual void Start() = 0;
   virtual void Stop() = 0;

@@ -31,6 +31,16 @@ TEST(Snapshot, BodiesOmitTombstonesAndAreSorted) {
   EXPECT_EQ(*snap.PutFrameFlags(), "event: put\ndata: " + *snap.FlagsData().Plain() + "\n\n");
 }
 
+TEST(Snapshot, ServedJsonBytesMatchTheBodies) {
+  auto put = SamplePut();  // includes a tombstone, which is not served
+  Snapshot snap(put.flags, put.segments, 1, DataSource::kUpstream, 0);
+  EXPECT_EQ(put.flags.served_json_bytes(), snap.FlagsData().Plain()->size());
+  EXPECT_EQ(put.segments.served_json_bytes(), snap.SegmentsData().Plain()->size());
+  EXPECT_EQ(put.flags.served_json_bytes() + put.segments.served_json_bytes() + 22,
+            snap.AllData().Plain()->size());
+  EXPECT_EQ(ItemSet().served_json_bytes(), 2u);
+}
+
 TEST(Snapshot, ETagFollowsContentNotVersion) {
   auto put = SamplePut();
   Snapshot one(put.flags, put.segments, 1, DataSource::kUpstream, 0);

@@ -163,6 +163,17 @@ std::optional<ItemSet> ItemSet::WithNewer(ItemPtr item) const {
   return ItemSet(std::move(copy));
 }
 
+std::size_t ItemSet::served_json_bytes() const {
+  std::size_t bytes = 2;  // {}
+  std::size_t live = 0;
+  for (const ItemPtr& item : items_) {
+    if (item->deleted) continue;
+    bytes += item->key.size() + 3 + item->json.size();  // "key":json
+    ++live;
+  }
+  return live > 0 ? bytes + live - 1 : bytes;  // commas
+}
+
 std::size_t ItemSet::live_count() const {
   return static_cast<std::size_t>(
       std::count_if(items_.begin(), items_.end(), [](const ItemPtr& i) { return !i->deleted; }));

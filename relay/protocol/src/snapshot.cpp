@@ -41,12 +41,6 @@ void AppendMap(std::string& out, const ItemSet& set) {
   out.push_back('}');
 }
 
-std::size_t MapSizeHint(const ItemSet& set) {
-  std::size_t n = 2;
-  for (const ItemPtr& item : set.items()) n += item->key.size() + item->json.size() + 4;
-  return n;
-}
-
 }  // namespace
 
 std::string_view ToString(DataSource source) {
@@ -97,7 +91,7 @@ std::string Snapshot::BuildBody(EncodedBody::Content content) const {
   std::string out;
   switch (content) {
     case EncodedBody::Content::kAll:
-      out.reserve(MapSizeHint(flags_) + MapSizeHint(segments_) + 24);
+      out.reserve(flags_.served_json_bytes() + segments_.served_json_bytes() + 22);
       out += "{\"flags\":";
       AppendMap(out, flags_);
       out += ",\"segments\":";
@@ -105,11 +99,11 @@ std::string Snapshot::BuildBody(EncodedBody::Content content) const {
       out.push_back('}');
       break;
     case EncodedBody::Content::kFlags:
-      out.reserve(MapSizeHint(flags_));
+      out.reserve(flags_.served_json_bytes());
       AppendMap(out, flags_);
       break;
     case EncodedBody::Content::kSegments:
-      out.reserve(MapSizeHint(segments_));
+      out.reserve(segments_.served_json_bytes());
       AppendMap(out, segments_);
       break;
   }

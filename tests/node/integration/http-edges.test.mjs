@@ -105,3 +105,19 @@ relayTest('a GET with a body is refused (413) before the body is read', async (t
     `GET /sdk/latest-all HTTP/1.1\r\nHost: x\r\nAuthorization: ${KEYS.prod}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
   assert.match(ok, /^HTTP\/1\.1 200 /, 'an explicit empty body is fine');
 });
+
+relayTest('listen.host may be a name (localhost): the relay resolves it and serves there', async (t, s) => {
+  const up = await s.upstream({ sdkKey: KEYS.prod, flags: {} });
+  const relay = await s.relay({ upstreamUrl: up.url, environments: prodEnv(), waitHealthy: false,
+    extra: { listen: { host: 'localhost' } } });
+  // localhost may resolve to 127.0.0.1 or ::1 first; either is a correct choice.
+  const urls = [`http://127.0.0.1:${relay.port}/healthz`, `http://[::1]:${relay.port}/healthz`];
+  await waitFor(async () => {
+    for (const url of urls) {
+      try {
+        if ((await httpRequest(url, { timeoutMs: 500 })).status === 200) return true;
+      } catch { /* not listening on this address */ }
+    }
+    return false;
+  }, { timeoutMs: 10000, what: '/healthz on localhost' });
+});

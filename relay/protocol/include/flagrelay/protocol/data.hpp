@@ -50,6 +50,9 @@ class ItemSet {
 
   [[nodiscard]] const std::vector<ItemPtr>& items() const { return items_; }
   [[nodiscard]] std::size_t live_count() const;  // items that are not tombstones
+  /// Size of this set served as a JSON map (`{"key":item,...}`, tombstones left out); exact
+  /// unless keys need escaping.
+  [[nodiscard]] std::size_t served_json_bytes() const;
 
  private:
   explicit ItemSet(std::vector<ItemPtr> sorted) : items_(std::move(sorted)) {}

@@ -332,7 +332,8 @@ void Environment::Publish(const Change& change) {
   metrics_.last_update_timestamp->Set(static_cast<double>(snap.updated_at_unix_ms()) / 1000.0);
   metrics_.snapshot_bytes->Set(
       // {"flags":...,"segments":...}
-      static_cast<double>(snap.flags().served_json_bytes() + snap.segments().served_json_bytes() + 22));
+      static_cast<double>(snap.flags().served_json_bytes() + snap.segments().served_json_bytes() +
+                          22));
   metrics_.snapshot_flags->Set(static_cast<double>(snap.flags().live_count()));
   metrics_.snapshot_segments->Set(static_cast<double>(snap.segments().live_count()));
   metrics_.SetDataSource(Label(snap.source()));

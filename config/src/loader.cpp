@@ -426,6 +426,9 @@ class Loader {
         {"envId", StringField(e.env_id)},
         {"dataFile", StringField(e.data_file)},
         {"dataFilePollInterval", DurationField(e.data_file_poll_interval)},
+        {"allowedOrigin", StringListField(e.allowed_origins)},
+        {"allowedHeader", StringListField(e.allowed_headers)},
+        {"secureMode", BoolField(e.secure_mode)},
     };
   }
 
@@ -442,6 +445,30 @@ class Loader {
   Handler SecretField(Secret& out) {
     return [this, &out](const std::string& path, const YAML::Node& node) {
       if (auto text = ScalarText(path, node)) out = KeepSecret(std::move(*text));
+    };
+  }
+  // A YAML sequence of strings, or one comma-separated string (handy from `${VAR}`).
+  Handler StringListField(std::vector<std::string>& out) {
+    return [this, &out](const std::string& path, const YAML::Node& node) {
+      out.clear();
+      auto add = [&out](std::string_view text) {
+        while (!text.empty()) {
+          const std::size_t comma = text.find(',');
+          std::string_view item = text.substr(0, comma);
+          while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+          while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+          if (!item.empty()) out.emplace_back(item);
+          if (comma == std::string_view::npos) break;
+          text.remove_prefix(comma + 1);
+        }
+      };
+      if (node.IsSequence()) {
+        for (std::size_t i = 0; i < node.size(); ++i) {
+          if (auto text = ScalarText(path + "[" + std::to_string(i) + "]", node[i])) add(*text);
+        }
+      } else if (auto text = ScalarText(path, node)) {
+        add(*text);
+      }
     };
   }
   Handler DurationField(Duration& out) {

@@ -9,6 +9,13 @@ namespace flagrelay::relay {
 
 namespace {
 
+// ld-relay's client ping: the data is one space, so that the `data:` line is not empty.
+const protocol::SharedBytes& PingFrame() {
+  static const auto frame =
+      std::make_shared<const std::string>(protocol::EncodeSseEvent("ping", " "));
+  return frame;
+}
+
 using protocol::DataSource;
 using protocol::ItemPtr;
 using protocol::ItemSet;
@@ -350,6 +357,14 @@ void Environment::Publish(const Change& change) {
   std::erase_if(subscribers_, [&](const Subscription& entry) {
     auto subscriber = entry.subscriber.lock();
     if (!subscriber) return true;
+    if (entry.kind == StreamKind::kEvaluated) {
+      subscriber->DataChanged();
+      return false;
+    }
+    if (entry.kind == StreamKind::kPing) {
+      subscriber->Send(PingFrame());
+      return false;
+    }
     if (change.replace_all) {
       subscriber->Send(entry.kind == StreamKind::kAll ? snap.PutFrameAll() : snap.PutFrameFlags());
       return false;
@@ -394,12 +409,36 @@ bool Environment::has_live_data() const {
   return had_live_data_;
 }
 
+std::shared_ptr<const eval::FlagData> Environment::EvalData() const {
+  const protocol::SnapshotPtr snap = current_.load();
+  if (!snap) return nullptr;
+  std::lock_guard lock(eval_mutex_);
+  if (!eval_data_ || eval_data_version_ != snap->data_version()) {
+    eval_data_ = eval::FlagData::Build(snap->flags(), snap->segments(), eval_data_.get());
+    eval_data_version_ = snap->data_version();
+  }
+  return eval_data_;
+}
+
 void Environment::Subscribe(const std::shared_ptr<Subscriber>& subscriber, StreamKind kind) {
   std::lock_guard lock(mutex_);
   // Under mutex_, no Publish can run between reading the snapshot and registering: the stream
   // gets exactly the changes after the put it starts with.
   if (auto snap = current_.load()) {
-    subscriber->Send(kind == StreamKind::kAll ? snap->PutFrameAll() : snap->PutFrameFlags());
+    switch (kind) {
+      case StreamKind::kAll:
+        subscriber->Send(snap->PutFrameAll());
+        break;
+      case StreamKind::kFlags:
+        subscriber->Send(snap->PutFrameFlags());
+        break;
+      case StreamKind::kEvaluated:
+        subscriber->DataChanged();
+        break;
+      case StreamKind::kPing:
+        subscriber->Send(PingFrame());
+        break;
+    }
   }
   // Closed streams leave expired entries (holding their session's memory) until pruned; pruning
   // whenever the list has doubled since the last prune keeps that bounded at amortized O(1).

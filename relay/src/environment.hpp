@@ -23,6 +23,7 @@
 #include "commit_queue.hpp"
 #include "flagrelay/cache/store.hpp"
 #include "flagrelay/config/config.hpp"
+#include "flagrelay/eval/evaluator.hpp"
 #include "flagrelay/metrics/metrics.hpp"
 #include "flagrelay/protocol/data.hpp"
 #include "flagrelay/protocol/snapshot.hpp"
@@ -30,7 +31,9 @@
 
 namespace flagrelay::relay {
 
-enum class StreamKind { kAll, kFlags };
+/// Server streams get the data (`/all`, `/flags`); client streams either evaluated results for one
+/// context (`/eval`, `/meval`) or bare `ping`s (`/ping`, `/mping`).
+enum class StreamKind { kAll, kFlags, kEvaluated, kPing };
 
 /// An SDK stream as the environment sees it.
 class Subscriber {
@@ -39,6 +42,9 @@ class Subscriber {
   /// Queues `frame`. Called with the environment's lock held: must not block and must not call
   /// back into the environment.
   virtual void Send(const protocol::SharedBytes& frame) = 0;
+  /// kEvaluated streams: the data changed (or, on subscribe, exists); re-evaluate later, off this
+  /// call. Same constraints as Send.
+  virtual void DataChanged() {}
   /// Ends the stream (shutdown). Same constraints as Send.
   virtual void Close() = 0;
 };
@@ -89,6 +95,10 @@ class Environment {
 
   /// The data served now; null until the environment has any. Lock-free.
   [[nodiscard]] protocol::SnapshotPtr snapshot() const { return current_.load(); }
+
+  /// The current data compiled for evaluation (built on first use per data version, reusing
+  /// unchanged items); null until the environment has data.
+  [[nodiscard]] std::shared_ptr<const eval::FlagData> EvalData() const;
 
   /// Loads the cached snapshot, if the cache holds a valid one for this credential, and holds it
   /// back until ReleaseCache (so that a reachable upstream's fresh data wins). Start-up only,
@@ -176,6 +186,10 @@ class Environment {
   std::string cache_load_ = "disabled";
   std::string cache_error_;
   bool cache_needs_rewrite_ = false;  // commit thread only: the last commit failed
+
+  mutable std::mutex eval_mutex_;
+  mutable std::uint64_t eval_data_version_ = 0;  // of the snapshot eval_data_ was built from
+  mutable std::shared_ptr<const eval::FlagData> eval_data_;
 };
 
 }  // namespace flagrelay::relay

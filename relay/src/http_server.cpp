@@ -90,11 +90,12 @@ class SseSession final : public Subscriber,
   using std::enable_shared_from_this<SseSession<Stream>>::shared_from_this;
 
   SseSession(Stream stream, ConnectionSlot slot, Environment& env, StreamKind kind,
-             metrics::SdkKind sdk)
+             metrics::SdkKind sdk, std::shared_ptr<ClientStream> client)
       : stream_(std::move(stream)),
         slot_(std::move(slot)),
         env_(env),
         kind_(kind),
+        client_(std::move(client)),
         sdk_index_(static_cast<std::size_t>(sdk)),
         limits_(slot_.shared().streams),
         lifetime_timer_(beast::get_lowest_layer(stream_).get_executor()) {
@@ -104,15 +105,23 @@ class SseSession final : public Subscriber,
 
   ~SseSession() override { env_.metrics().streams[sdk_index_]->Decrement(); }
 
-  void Start(unsigned http_version) {
+  // `headers`: extra response headers (CORS for browser streams); without an
+  // Access-Control-Allow-Origin among them, streams allow any origin, as ld-relay's do.
+  void Start(unsigned http_version,
+             const std::vector<std::pair<std::string, std::string>>& headers) {
     header_ = std::string(http_version == 10 ? "HTTP/1.0" : "HTTP/1.1") +
               " 200 OK\r\n"
               "Content-Type: text/event-stream; charset=utf-8\r\n"
               "Cache-Control: no-cache, no-store, must-revalidate\r\n"
               "Connection: keep-alive\r\n"
-              "Access-Control-Allow-Origin: *\r\n"
-              "X-Accel-Buffering: no\r\n" +
-              std::string(http_version == 10 ? "" : "Transfer-Encoding: chunked\r\n") + "\r\n";
+              "X-Accel-Buffering: no\r\n";
+    bool has_origin = false;
+    for (const auto& [name, value] : headers) {
+      header_ += name + ": " + value + "\r\n";
+      has_origin = has_origin || name == "Access-Control-Allow-Origin";
+    }
+    if (!has_origin) header_ += "Access-Control-Allow-Origin: *\r\n";
+    header_ += std::string(http_version == 10 ? "" : "Transfer-Encoding: chunked\r\n") + "\r\n";
     chunked_ = http_version != 10;
     beast::error_code ignored;
     Lowest().socket().set_option(tcp::no_delay(true), ignored);
@@ -144,7 +153,22 @@ class SseSession final : public Subscriber,
     net::post(Lowest().get_executor(), [self = shared_from_this()] { self->CloseNow(); });
   }
 
+  void DataChanged() override {
+    // Changes that arrive while an evaluation is pending are covered by it: it reads the newest
+    // data, so a burst of changes costs one evaluation per stream.
+    if (evaluation_pending_.exchange(true)) return;
+    net::post(Lowest().get_executor(), [self = shared_from_this()] { self->Evaluate(); });
+  }
+
  private:
+  void Evaluate() {
+    evaluation_pending_ = false;
+    if (closed_ || !client_) return;
+    const std::shared_ptr<const eval::FlagData> data = env_.EvalData();
+    if (!data) return;
+    for (auto& frame : client_->Update(*data)) Enqueue(frame);
+  }
+
   void Enqueue(const protocol::SharedBytes& frame) {
     if (closed_) return;
     // The bound applies to what waits, not to what is being written; a frame larger than the byte
@@ -257,6 +281,8 @@ class SseSession final : public Subscriber,
   ConnectionSlot slot_;
   Environment& env_;
   StreamKind kind_;
+  std::shared_ptr<ClientStream> client_;  // kEvaluated streams only
+  std::atomic<bool> evaluation_pending_{false};
   std::size_t sdk_index_;
   const config::StreamsConfig& limits_;
   net::steady_timer lifetime_timer_;
@@ -369,13 +395,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     request.authorization = header(http::field::authorization);
     request.if_none_match = header(http::field::if_none_match);
     request.accept_encoding = header(http::field::accept_encoding);
+    request.content_type = header(http::field::content_type);
+    request.origin = header(http::field::origin);
+    request.body = req.body();
 
     HttpResponse response = slot_.shared().handler(request);
     if (response.stream_env != nullptr) {
-      auto sse = std::make_shared<SseSession<Stream>>(std::move(stream_), std::move(slot_),
-                                                      *response.stream_env, response.stream_kind,
-                                                      response.stream_sdk);
-      sse->Start(req.version());
+      auto sse = std::make_shared<SseSession<Stream>>(
+          std::move(stream_), std::move(slot_), *response.stream_env, response.stream_kind,
+          response.stream_sdk, std::move(response.client_stream));
+      sse->Start(req.version(), response.headers);
       return;
     }
     Write(std::move(response), req.keep_alive(), req.version());

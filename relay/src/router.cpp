@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "http_util.hpp"
 #include "log.hpp"
 
 namespace flagrelay::relay {
@@ -36,55 +37,9 @@ constexpr RouteDef kRoutes[] = {
 
 constexpr std::string_view kStatusClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
 
-protocol::SharedBytes Bytes(std::string text) {
-  return std::make_shared<const std::string>(std::move(text));
-}
-
-HttpResponse Text(unsigned status, std::string message) {
-  HttpResponse response;
-  response.status = status;
-  response.content_type = "text/plain; charset=utf-8";
-  response.body = Bytes(std::move(message) + "\n");
-  return response;
-}
-
-HttpResponse JsonMessage(unsigned status, std::string_view message) {
-  HttpResponse response;
-  response.status = status;
-  response.content_type = "application/json";
-  std::string body = "{\"message\":";
-  protocol::AppendJsonString(body, message);
-  body.push_back('}');
-  response.body = Bytes(std::move(body));
-  return response;
-}
-
-HttpResponse Unauthorized() {
-  return Text(401,
-              "Relay Proxy does not recognize the client credential (missing or invalid "
-              "Authorization header)");
-}
-
 HttpResponse NoDataYet() {
   return JsonMessage(
       503, "environment has no flag data yet (waiting for the upstream or the data file)");
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// Calls `each` for every comma-separated element of a header value.
-template <class F>
-void ForEachListElement(std::string_view value, F each) {
-  while (!value.empty()) {
-    const std::size_t comma = value.find(',');
-    each(Trim(value.substr(0, comma)));
-    if (comma == std::string_view::npos) break;
-    value.remove_prefix(comma + 1);
-  }
 }
 
 bool EtagMatches(std::string_view if_none_match, std::string_view etag,
@@ -155,27 +110,6 @@ HttpResponse PolledItem(const protocol::Item* item, const HttpRequest& request) 
   return response;
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string PercentDecode(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '%' && i + 2 < in.size() && HexValue(in[i + 1]) >= 0 && HexValue(in[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(HexValue(in[i + 1]) * 16 + HexValue(in[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(in[i]);
-    }
-  }
-  return out;
-}
-
 void AppendField(std::string& out, std::string_view name, std::string_view value) {
   protocol::AppendJsonString(out, name);
   out.push_back(':');
@@ -203,8 +137,15 @@ Router::Router(std::vector<Environment*> environments, metrics::RelayMetrics& me
       metrics_(metrics),
       version_(std::move(version)),
       readiness_(readiness) {
-  for (Environment* env : environments_) by_sdk_key_.emplace(env->config().sdk_key.Reveal(), env);
-  for (const RouteDef& route : kRoutes) {
+  for (Environment* env : environments_) {
+    const config::EnvironmentConfig& config = env->config();
+    by_sdk_key_.emplace(config.sdk_key.Reveal(), env);
+    if (config.mobile_key) by_mobile_key_.emplace(config.mobile_key->Reveal(), env);
+    if (!config.env_id.empty()) by_env_id_.emplace(config.env_id, env);
+  }
+  std::vector<RouteLabel> labels = ClientSideRouteLabels();
+  for (const RouteDef& route : kRoutes) labels.push_back({route.id, route.method, route.label});
+  for (const RouteLabel& route : labels) {
     for (std::size_t c = 0; c < std::size(kStatusClasses); ++c) {
       requests_[static_cast<std::size_t>(route.id)][c] =
           &metrics_.HttpRequests(route.label, route.method, kStatusClasses[c]);
@@ -216,13 +157,26 @@ Router::Router(std::vector<Environment*> environments, metrics::RelayMetrics& me
   }
 }
 
-Environment* Router::Authenticate(std::string_view authorization) const {
+namespace {
+
+Environment* FindByKey(const std::unordered_map<std::string, Environment*>& keys,
+                       std::string_view authorization) {
   // ld-relay's rule: an optional `api_key ` prefix, then the whole value is the key.
   if (authorization.starts_with("api_key ")) authorization.remove_prefix(8);
   if (authorization.empty() || authorization.find(' ') != std::string_view::npos) return nullptr;
-  auto it = by_sdk_key_.find(std::string(authorization));
+  auto it = keys.find(std::string(authorization));
   // A key the upstream rejected (401/403) is as unknown downstream as a wrong one (ld-relay).
-  return it == by_sdk_key_.end() || it->second->credential_rejected() ? nullptr : it->second;
+  return it == keys.end() || it->second->credential_rejected() ? nullptr : it->second;
+}
+
+}  // namespace
+
+Environment* Router::Authenticate(std::string_view authorization) const {
+  return FindByKey(by_sdk_key_, authorization);
+}
+
+Environment* Router::AuthenticateMobile(std::string_view authorization) const {
+  return FindByKey(by_mobile_key_, authorization);
 }
 
 HttpResponse Router::Handle(const HttpRequest& request) const {
@@ -243,6 +197,7 @@ HttpResponse Router::Handle(const HttpRequest& request) const {
 
 HttpResponse Router::Route(const HttpRequest& request, RouteId& route_id) const {
   std::string_view path = request.target.substr(0, request.target.find('?'));
+  if (auto response = RouteClientSide(request, path, route_id)) return std::move(*response);
   const RouteDef* matched = nullptr;
   std::string key;
   bool wrong_method = false;

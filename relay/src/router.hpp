@@ -7,12 +7,14 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "client_stream.hpp"
 #include "environment.hpp"
 #include "flagrelay/metrics/metrics.hpp"
 
@@ -24,6 +26,9 @@ struct HttpRequest {
   std::string_view authorization;
   std::string_view if_none_match;
   std::string_view accept_encoding;
+  std::string_view content_type;
+  std::string_view origin;
+  std::string_view body;  // REPORT bodies (bounded by listen.maxBodyBytes)
 };
 
 struct HttpResponse {
@@ -36,6 +41,7 @@ struct HttpResponse {
   Environment* stream_env = nullptr;
   StreamKind stream_kind = StreamKind::kAll;
   metrics::SdkKind stream_sdk = metrics::SdkKind::kServer;
+  std::shared_ptr<ClientStream> client_stream;  // kEvaluated streams: the context's evaluator
 };
 
 class Router {
@@ -62,18 +68,45 @@ class Router {
     kPhpFlags,
     kPhpFlag,
     kPhpSegment,
+    kServerEvalGet,
+    kServerEvalReport,
+    kMobileEvalGet,
+    kMobileEvalReport,
+    kBrowserEvalGet,
+    kBrowserEvalReport,
+    kBrowserStreamGet,
+    kBrowserStreamReport,
+    kMobileStreamGet,
+    kMobileStreamReport,
+    kMobilePing,
+    kBrowserPing,
+    kBrowserPreflight,
     kUnmatched,
     kCount
+  };
+  /// How a route appears in flagrelay_http_requests_total.
+  struct RouteLabel {
+    RouteId id;
+    std::string_view method;
+    std::string_view label;
   };
 
  private:
   HttpResponse Route(const HttpRequest& request, RouteId& route) const;
   Environment* Authenticate(std::string_view authorization) const;
+  Environment* AuthenticateMobile(std::string_view authorization) const;
+  // The client-side routes (evaluation, client streams): client_side.cpp. Nullopt when `path` is
+  // none of them.
+  std::optional<HttpResponse> RouteClientSide(const HttpRequest& request, std::string_view path,
+                                              RouteId& route) const;
+  static std::vector<RouteLabel> ClientSideRouteLabels();
   HttpResponse Status() const;
   HttpResponse Ready() const;
 
   std::vector<Environment*> environments_;
   std::unordered_map<std::string, Environment*> by_sdk_key_;
+  std::unordered_map<std::string, Environment*> by_mobile_key_;
+  std::unordered_map<std::string, Environment*> by_env_id_;
   metrics::RelayMetrics& metrics_;
   std::string version_;
   config::ReadinessConfig readiness_;

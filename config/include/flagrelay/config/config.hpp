@@ -137,6 +137,11 @@ struct EnvironmentConfig {
   std::string env_id;     // client-side ID; empty = none
   std::string data_file;  // non-empty = served from this JSON file, no upstream stream
   Duration data_file_poll_interval = std::chrono::seconds(1);  // dataFilePollInterval
+  // Browser (JS) routes: CORS origins allowed (empty = any), extra allowed request headers, and
+  // secure mode (evaluations need the context's HMAC-SHA256 hash, keyed by the SDK key).
+  std::vector<std::string> allowed_origins;  // allowedOrigin
+  std::vector<std::string> allowed_headers;  // allowedHeader
+  bool secure_mode = false;                  // secureMode
 };
 
 struct RelayConfig {

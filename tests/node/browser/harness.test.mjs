@@ -11,6 +11,11 @@ async function corsServer(s, { allow }) {
   const server = http.createServer((req, res) => {
     seen.push({ method: req.method, url: req.url, headers: req.headers });
     const h = allow ? { 'Access-Control-Allow-Origin': allow, 'Access-Control-Allow-Headers': 'Content-Type,X-Custom', 'Access-Control-Allow-Methods': 'GET,REPORT,OPTIONS' } : {};
+    if (req.url === '/sse') {
+      res.writeHead(200, { ...h, 'Content-Type': 'text/event-stream' });
+      res.write('event: put\ndata: {"x":1}\n\n');
+      return;
+    }
     if (req.method === 'OPTIONS') {
       res.writeHead(200, h);
       res.end();
@@ -57,5 +62,12 @@ browserTest('harness: cross-origin requests are preflighted and CORS failures ar
   const failed = await page.waitForRequest(bad.url, (e) => e.failed, { what: 'failed request seen by CDP' });
   assert.equal(failed.corsError?.corsError, 'AllowOriginMismatch', page.netSummary(bad.url));
   assert.ok(page.consoleMatching('CORS policy').length >= 1, 'Chromium logs the CORS error to the console');
+  const es = await page.eventSourceFirst(`${good.url}/sse`, 'put');
+  assert.deepEqual(es, { type: 'put', data: '{"x":1}' });
+  const m = await page.waitForSse(good.url, (x) => x.event === 'put', { what: 'put seen by CDP' });
+  assert.equal(m.data, '{"x":1}');
+  const esBlocked = await page.eventSourceFirst(`${bad.url}/sse`, 'put');
+  assert.match(esBlocked.error ?? '', /EventSource error/, JSON.stringify(esBlocked));
+
   t.diagnostic(`blackhole: ${JSON.stringify(s.browserHandle.handle.blackHole.targets)}`);
 });

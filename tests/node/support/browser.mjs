@@ -274,6 +274,25 @@ export class SdkPage {
     this.net = new Map(); // requestId -> {method, url, type, status, headers, failed, corsError, reqHeaders}
     this.netOrder = [];
     this.changeCursor = 0;
+    this.sse = []; // SSE messages the page received: {url, event, data, time}
+  }
+
+  /** SSE messages received from streams whose URL starts with `prefix`. */
+  sseFrom(prefix) {
+    return this.sse.filter((m) => m.url && m.url.startsWith(prefix));
+  }
+
+  /** Waits (bounded) for an SSE message from `prefix` (after index `from`) satisfying `pred`. */
+  async waitForSse(prefix, pred, { from = 0, timeoutMs = 10000, what = 'SSE message' } = {}) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const m = this.sseFrom(prefix).slice(from).find(pred);
+      if (m) return m;
+      if (Date.now() > deadline) {
+        throw new Error(`no ${what} from ${prefix} within ${timeoutMs} ms; received: ${JSON.stringify(this.sseFrom(prefix).map((x) => `${x.event} ${x.data.slice(0, 200)}`))}`);
+      }
+      await sleep(25);
+    }
   }
 
   /** Records the network activity of the page (preflights included) through CDP. */
@@ -306,6 +325,10 @@ export class SdkPage {
       e.failed = p.errorText;
       e.corsError = p.corsErrorStatus ?? null;
       e.type ??= p.type ?? null;
+    });
+    this.cdp.on('Network.eventSourceMessageReceived', (p) => {
+      const e = this.net.get(p.requestId);
+      this.sse.push({ url: e?.url ?? null, event: p.eventName, data: p.data, time: Date.now() });
     });
     await this.cdp.send('Network.enable');
   }
@@ -387,6 +410,11 @@ export class SdkPage {
     }
   }
 
+  /** Change events after the last one consumed (by waitForChange/skipChanges), not consuming them. */
+  async pendingChanges() {
+    return (await this.changes()).slice(this.changeCursor);
+  }
+
   /** Marks every change event seen so far as consumed. */
   async skipChanges() {
     this.changeCursor = (await this.changes()).length;
@@ -451,6 +479,7 @@ export async function collectBrowserDiagnostics(s) {
       s.notes.push(`--- SDK log unavailable: ${err.message}`);
     }
     s.notes.push(`--- browser network log (page ${p.origin}):\n  ${p.netSummary()}`);
+    s.notes.push(`--- SSE messages received (page ${p.origin}):\n  ${p.sse.map((m) => `${m.event} ${m.data.slice(0, 400)}`).join('\n  ')}`);
   }
 }
 

@@ -369,6 +369,17 @@ export class SdkPage {
     return r;
   }
 
+  /** client.identify() in the page; resolves the SDK's result ({status, ...}). */
+  async identify(context, options = {}) {
+    const r = await this.page.evaluate(async ([c, o]) => {
+      const res = await window.__client.identify(c, o);
+      if (res === undefined) return { status: 'completed' };
+      return { ...res, error: res.error ? { name: res.error.name, message: String(res.error.message), status: res.error.status ?? null } : undefined };
+    }, [context, options]);
+    this.s.notes.push(`identify(${JSON.stringify(context)}) -> ${JSON.stringify(r)}`);
+    return r;
+  }
+
   variation(key, def) {
     return this.page.evaluate(([k, d]) => window.__client.variation(k, d), [key, def]);
   }

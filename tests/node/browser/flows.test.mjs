@@ -1,0 +1,119 @@
+// Application flows of the browser SDK against the relay: switching context with identify(), the
+// stream surviving a relay restart, prerequisites whose change must re-evaluate dependents,
+// bursts of patches; and protocol edges seen from a page (errors must carry CORS headers to be
+// visible at all).
+import assert from 'node:assert/strict';
+import { browserTest } from '../support/browser.mjs';
+import { waitEnv } from '../support/faults.mjs';
+import { makeFlag } from '../support/flags.mjs';
+import {
+  ADA, BOB, ENV_ID, FLAGS, EXPECTED_ADA, EXPECTED_BOB, NOT_JS_OVERRIDES, countryRule,
+  sdkOptions, setup, streamOpen, evalxUrl,
+} from './fixtures.mjs';
+
+const b64 = (c) => Buffer.from(JSON.stringify(c)).toString('base64url');
+
+browserTest('identify() switches context: new poll and new stream, then updates for the new context', async (t, s) => {
+  const { up, relay, page } = await setup(s);
+  assert.equal((await page.startClient(ENV_ID, ADA, sdkOptions(relay))).status, 'complete');
+  await streamOpen(page, relay, `/eval/${ENV_ID}/${b64(ADA)}`);
+  const r = await page.identify(BOB);
+  assert.equal(r.status, 'completed', JSON.stringify(r));
+  assert.deepEqual(await page.allFlags(), EXPECTED_BOB);
+  await streamOpen(page, relay, `/eval/${ENV_ID}/${b64(BOB)}`);
+  await page.waitForSse(`${relay.url}/eval/${ENV_ID}/${b64(BOB)}`, (m) => m.event === 'put', { what: "Bob's put" });
+  await page.skipChanges();
+  up.pushPatch({ ...FLAGS.byCountry, version: 2, rules: [countryRule(['us'])] });
+  await page.waitForChange('by-country', { pred: (v) => v['by-country'] === 'bonjour' });
+});
+
+browserTest('relay restart: the SDK reconnects its stream and gets what changed meanwhile', async (t, s) => {
+  const { up, relay, page } = await setup(s);
+  assert.equal((await page.startClient(ENV_ID, ADA, sdkOptions(relay))).status, 'complete');
+  await streamOpen(page, relay);
+  await page.waitForSse(`${relay.url}/eval/`, (m) => m.event === 'put');
+  await page.skipChanges();
+  await relay.kill();
+  const data = up.data();
+  data.flags['everyone-number'] = { ...FLAGS.number, version: 5, variations: [44, -1] };
+  const restartAt = Date.now();
+  const again = await s.relay({ dir: relay.dir, port: relay.port, metricsPort: relay.metricsPort, upstreamUrl: up.url, environments: relay.config.environments, configName: 'relay-restarted.yaml' });
+  await waitEnv(again, (e) => e.connectionStatus?.state === 'VALID', { timeoutMs: 10000 });
+  const c = await page.waitForChange('everyone-number', { pred: (v) => v['everyone-number'] === 44, timeoutMs: 20000 });
+  t.diagnostic(`new value seen ${c.at - restartAt} ms after the relay was started again`);
+  assert.equal(await page.variation('everyone-number', 0), 44);
+});
+
+browserTest('prerequisites: a change to a (server-only) prerequisite re-evaluates the dependent flag on the stream', async (t, s) => {
+  const gate = makeFlag('gate', 1, true, NOT_JS_OVERRIDES);
+  const gated = makeFlag('gated', 1, 'open', {
+    clientSideAvailability: { usingEnvironmentId: true, usingMobileKey: false },
+    clientSide: true,
+    variations: ['open', 'closed'],
+    prerequisites: [{ key: 'gate', variation: 0 }],
+  });
+  const { up, relay, page } = await setup(s);
+  up.pushPatch(gate);
+  up.pushPatch(gated);
+  await new Promise((res) => setTimeout(res, 200));
+  const raw = await page.fetch(evalxUrl(relay, ADA, '?withReasons=true'));
+  const body = JSON.parse(raw.text);
+  assert.equal(body.gate, undefined, 'the prerequisite itself is server-only');
+  assert.equal(body.gated.value, 'open');
+  assert.deepEqual(body.gated.prerequisites, ['gate'], `evalx prerequisites field: ${JSON.stringify(body.gated)}`);
+
+  assert.equal((await page.startClient(ENV_ID, ADA, sdkOptions(relay, { withReasons: true }))).status, 'complete');
+  await streamOpen(page, relay);
+  await page.waitForSse(`${relay.url}/eval/`, (m) => m.event === 'put');
+  await page.skipChanges();
+  assert.equal(await page.variation('gated', 'd'), 'open');
+  up.pushPatch({ ...gate, version: 2, on: false });
+  await page.waitForChange('gated', { pred: (v) => v.gated === 'closed' });
+  const d = await page.variationDetail('gated', 'd');
+  assert.deepEqual(d.reason, { kind: 'PREREQUISITE_FAILED', prerequisiteKey: 'gate' });
+  assert.equal(await page.variation('gate', 'not-visible'), 'not-visible');
+});
+
+browserTest('a burst of patches: the page ends on the last version, never going back', async (t, s) => {
+  const { up, relay, page } = await setup(s);
+  assert.equal((await page.startClient(ENV_ID, ADA, sdkOptions(relay))).status, 'complete');
+  await streamOpen(page, relay);
+  await page.waitForSse(`${relay.url}/eval/`, (m) => m.event === 'put');
+  await page.skipChanges();
+  const from = page.changeCursor;
+  for (let v = 2; v <= 30; v++) up.pushPatch({ ...FLAGS.number, version: v, variations: [v * 10, -1] });
+  await page.waitForChange('everyone-number', { pred: (v) => v['everyone-number'] === 300 });
+  const seen = (await page.changes()).slice(from).filter((c) => c.keys.includes('everyone-number')).map((c) => c.values['everyone-number']);
+  assert.ok(seen.every((v, i) => i === 0 || v > seen[i - 1]), `values went back: ${seen}`);
+  t.diagnostic(`${seen.length} change events for 29 patches`);
+  await new Promise((res) => setTimeout(res, 300));
+  assert.equal(await page.variation('everyone-number', 0), 300);
+  assert.deepEqual(await page.allFlags(), { ...EXPECTED_ADA, 'everyone-number': 300 });
+});
+
+browserTest('protocol edges seen from a page: errors carry CORS headers, old users, unicode keys, content types', async (t, s) => {
+  const { relay, page } = await setup(s);
+  // A bad context is a 400 the page can read (CORS headers on the error response).
+  const bad = await page.fetch(`${relay.url}/sdk/evalx/${ENV_ID}/contexts/not-base64-json!!`);
+  assert.equal(bad.status, 400, JSON.stringify(bad).slice(0, 300));
+  const noKey = await page.fetch(`${relay.url}/sdk/evalx/${ENV_ID}/contexts/${b64({ kind: 'user', key: '' })}`);
+  assert.equal(noKey.status, 400, JSON.stringify(noKey).slice(0, 300));
+  // An unknown environment: 404 without CORS headers (§1.8), so the page sees a network error.
+  const unknown = await page.fetch(`${relay.url}/sdk/evalx/000000000000000000000000/contexts/${b64(ADA)}`);
+  assert.match(unknown.error ?? '', /Failed to fetch/, `unknown env: ${JSON.stringify(unknown).slice(0, 300)}`);
+  // Old user JSON on the users route, padded base64.
+  const oldUser = Buffer.from(JSON.stringify({ key: ADA.key, custom: { country: 'fr' } })).toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
+  const u = await page.fetch(`${relay.url}/sdk/evalx/${ENV_ID}/users/${oldUser}`);
+  assert.equal(u.status, 200, JSON.stringify(u).slice(0, 300));
+  assert.equal(JSON.parse(u.text)['by-country'].value, 'bonjour', 'old user custom attribute');
+  assert.equal(JSON.parse(u.text).targeted.value, 'for-you');
+  // A key with non-ASCII and URL-special characters, through the SDK (base64url of UTF-8).
+  const odd = { kind: 'user', key: 'ünï/cødé+?&=', country: 'fr' };
+  assert.equal((await page.startClient(ENV_ID, odd, sdkOptions(relay))).status, 'complete');
+  assert.equal(await page.variation('by-country', 'd'), 'bonjour');
+  assert.equal(await page.variation('targeted', 'd'), 'for-others');
+  await streamOpen(page, relay);
+  // REPORT needs exactly application/json (415 otherwise), readable by the page.
+  const wrongType = await page.fetch(`${relay.url}/sdk/evalx/${ENV_ID}/context`, { method: 'REPORT', headers: { 'Content-Type': 'text/plain' }, body: JSON.stringify(ADA) });
+  assert.equal(wrongType.status, 415, JSON.stringify(wrongType).slice(0, 300));
+});

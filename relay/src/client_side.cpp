@@ -97,6 +97,8 @@ std::optional<ClientRoute> Match(std::string_view method, std::string_view path,
       return server(mobile ? RouteId::kMobileEvalGet : RouteId::kServerEvalGet, credential, false,
                     s[3], get);
     if (mobile) return std::nullopt;
+    if (n == 4 && IsContextList(s[2]) && !IsContextBody(s[3]))
+      return server(RouteId::kServerEvalGet, credential, false, s[3], false);  // not a GET: 405
     if (n == 4 && IsContextBody(s[3]))
       return browser(RouteId::kBrowserEvalReport, ClientRoute::kEvaluate, true, s[2], {});
     if (n == 5 && IsContextList(s[3]))

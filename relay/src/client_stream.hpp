@@ -7,7 +7,9 @@
 //
 // Thread safety: none; the owning stream calls Update from its own strand.
 
-#include <optional>
+#include <cstdint>
+#include <memory>
+#include <string_view>
 #include <vector>
 
 #include "flagrelay/eval/evaluator.hpp"
@@ -22,12 +24,22 @@ class ClientStream {
 
   /// The SSE frames that bring the SDK from what it last got to the results for `data`; empty
   /// when nothing it sees changed.
-  [[nodiscard]] std::vector<protocol::SharedBytes> Update(const eval::FlagData& data);
+  [[nodiscard]] std::vector<protocol::SharedBytes> Update(
+      std::shared_ptr<const eval::FlagData> data);
 
  private:
+  // What the SDK holds, per flag: a hash of the result instead of the result itself keeps a
+  // stream's memory at a few bytes per flag. Keys point into sent_data_.
+  struct Sent {
+    std::string_view key;
+    std::uint64_t version;
+    std::uint64_t result_hash;
+  };
   eval::Context context_;
   eval::EvalOptions options_;
-  std::optional<eval::Evaluations> sent_;
+  bool started_ = false;
+  std::shared_ptr<const eval::FlagData> sent_data_;
+  std::vector<Sent> sent_;
 };
 
 }  // namespace flagrelay::relay

@@ -164,9 +164,9 @@ class SseSession final : public Subscriber,
   void Evaluate() {
     evaluation_pending_ = false;
     if (closed_ || !client_) return;
-    const std::shared_ptr<const eval::FlagData> data = env_.EvalData();
+    std::shared_ptr<const eval::FlagData> data = env_.EvalData();
     if (!data) return;
-    for (auto& frame : client_->Update(*data)) Enqueue(frame);
+    for (auto& frame : client_->Update(data)) Enqueue(frame);
   }
 
   void Enqueue(const protocol::SharedBytes& frame) {

@@ -43,7 +43,7 @@ std::vector<std::string> Texts(const std::vector<protocol::SharedBytes>& frames)
 
 TEST(ClientStreamTest, FirstUpdateIsAnEvaluatedPut) {
   ClientStream stream = MakeStream();
-  auto frames = Texts(stream.Update(*Data({Item("a", FlagJson("a", 1, "\"x\""))})));
+  auto frames = Texts(stream.Update(Data({Item("a", FlagJson("a", 1, "\"x\""))})));
   ASSERT_EQ(frames.size(), 1u);
   EXPECT_EQ(frames[0], "event: put\ndata: {\"a\":{\"value\":\"x\",\"variation\":0,\"version\":1}}\n\n");
 }
@@ -53,9 +53,9 @@ TEST(ClientStreamTest, ChangedResultsBecomePatchesAndUnchangedOnesAreQuiet) {
   auto b = Item("b", FlagJson("b", 1, "1"));
   auto c = Item("c", FlagJson("c", 1, "true"));
   auto d = Item("d", FlagJson("d", 1, "false"));
-  (void)stream.Update(*Data({Item("a", FlagJson("a", 1, "\"x\"")), b, c, d}));
+  (void)stream.Update(Data({Item("a", FlagJson("a", 1, "\"x\"")), b, c, d}));
   // A new value, and a new version with the same value (the SDK reports versions in its events).
-  auto frames = Texts(stream.Update(*Data(
+  auto frames = Texts(stream.Update(Data(
       {Item("a", FlagJson("a", 2, "\"y\"")), Item("b", FlagJson("b", 2, "1")), c, d})));
   ASSERT_EQ(frames.size(), 2u);
   EXPECT_EQ(frames[0],
@@ -64,7 +64,7 @@ TEST(ClientStreamTest, ChangedResultsBecomePatchesAndUnchangedOnesAreQuiet) {
             "event: patch\ndata: {\"key\":\"b\",\"value\":1,\"variation\":0,\"version\":2}\n\n");
   // The same data again: nothing.
   EXPECT_TRUE(stream
-                  .Update(*Data({Item("a", FlagJson("a", 2, "\"y\"")),
+                  .Update(Data({Item("a", FlagJson("a", 2, "\"y\"")),
                                  Item("b", FlagJson("b", 2, "1")), c, d}))
                   .empty());
 }
@@ -74,8 +74,8 @@ TEST(ClientStreamTest, RemovedFlagBecomesADeleteAboveTheHeldVersion) {
   auto a = Item("a", FlagJson("a", 4, "1"));
   auto b = Item("b", FlagJson("b", 1, "2"));
   auto c = Item("c", FlagJson("c", 1, "3"));
-  (void)stream.Update(*Data({a, b, c}));
-  auto frames = Texts(stream.Update(*Data({b, c})));
+  (void)stream.Update(Data({a, b, c}));
+  auto frames = Texts(stream.Update(Data({b, c})));
   ASSERT_EQ(frames.size(), 1u);
   EXPECT_EQ(frames[0], "event: delete\ndata: {\"key\":\"a\",\"version\":5}\n\n");
 }
@@ -87,9 +87,9 @@ TEST(ClientStreamTest, ResultChangeWithoutVersionChangeSendsAPut) {
   auto a = Item("a", FlagJson("a", 3, "\"out\"", true));
   auto b = Item("b", FlagJson("b", 1, "1"));
   auto c = Item("c", FlagJson("c", 1, "2"));
-  (void)stream.Update(*Data({a, b, c}, {Item("s", R"({"key":"s","version":1})")}));
+  (void)stream.Update(Data({a, b, c}, {Item("s", R"({"key":"s","version":1})")}));
   auto frames = Texts(
-      stream.Update(*Data({a, b, c}, {Item("s", R"({"key":"s","version":2,"included":["u1"]})")})));
+      stream.Update(Data({a, b, c}, {Item("s", R"({"key":"s","version":2,"included":["u1"]})")})));
   ASSERT_EQ(frames.size(), 1u);
   EXPECT_TRUE(frames[0].starts_with("event: put\n")) << frames[0];
   EXPECT_NE(frames[0].find("\"a\":{\"value\":\"in\",\"variation\":1,\"version\":3}"),
@@ -99,7 +99,7 @@ TEST(ClientStreamTest, ResultChangeWithoutVersionChangeSendsAPut) {
 
 TEST(ClientStreamTest, InvisibleFlagsNeverReachTheStream) {
   ClientStream stream = MakeStream();
-  auto frames = Texts(stream.Update(*Data({Item("server-only", R"({"key":"server-only","version":1,"on":true,"fallthrough":{"variation":0},"variations":[1],"clientSideAvailability":{"usingEnvironmentId":false}})")})));
+  auto frames = Texts(stream.Update(Data({Item("server-only", R"({"key":"server-only","version":1,"on":true,"fallthrough":{"variation":0},"variations":[1],"clientSideAvailability":{"usingEnvironmentId":false}})")})));
   ASSERT_EQ(frames.size(), 1u);
   EXPECT_EQ(frames[0], "event: put\ndata: {}\n\n");
 }

@@ -53,8 +53,10 @@ class FlagData {
   FlagData(const FlagData&) = delete;
   FlagData& operator=(const FlagData&) = delete;
 
-  /// Live flags that could be compiled (unparsable ones are left out and counted).
+  /// Live flags.
   [[nodiscard]] std::size_t flag_count() const;
+  /// Live flags and segments whose JSON does not fit the schema; such a flag evaluates to ERROR
+  /// MALFORMED_FLAG (as does one that uses such a segment).
   [[nodiscard]] std::size_t unparsable_count() const;
 
   struct Impl;
@@ -80,10 +82,11 @@ struct EvalOptions {
 /// The results of evaluating every visible flag for one context, sorted by flag key. Each result
 /// is the JSON object ld-relay serves for that flag: `{"value":..,"variation":..,"version":..}`
 /// plus trackEvents, trackReason, reason, debugEventsUntilDate and prerequisites when present.
+/// Keys point into the FlagData evaluated, which must outlive the Evaluations.
 class Evaluations {
  public:
   struct Entry {
-    std::string key;
+    std::string_view key;
     std::uint64_t version = 0;  // the flag's version
     std::string json;
   };

@@ -3,9 +3,11 @@
 // bursts of patches; and protocol edges seen from a page (errors must carry CORS headers to be
 // visible at all).
 import assert from 'node:assert/strict';
+import { isDeepStrictEqual } from 'node:util';
 import { browserTest } from '../support/browser.mjs';
 import { waitEnv } from '../support/faults.mjs';
 import { makeFlag } from '../support/flags.mjs';
+import { waitFor } from '../support/http.mjs';
 import {
   ADA, BOB, ENV_ID, FLAGS, EXPECTED_ADA, EXPECTED_BOB, NOT_JS_OVERRIDES, countryRule,
   sdkOptions, setup, streamOpen, evalxUrl,
@@ -72,6 +74,29 @@ browserTest('prerequisites: a change to a (server-only) prerequisite re-evaluate
   const d = await page.variationDetail('gated', 'd');
   assert.deepEqual(d.reason, { kind: 'PREREQUISITE_FAILED', prerequisiteKey: 'gate' });
   assert.equal(await page.variation('gate', 'not-visible'), 'not-visible');
+});
+
+browserTest('an upstream full put (new data set) reaches the page as changes', async (t, s) => {
+  const { up, relay, page } = await setup(s);
+  assert.equal((await page.startClient(ENV_ID, ADA, sdkOptions(relay))).status, 'complete');
+  await streamOpen(page, relay);
+  await page.waitForSse(`${relay.url}/eval/`, (m) => m.event === 'put');
+  await page.skipChanges();
+  const flags = Object.fromEntries(Object.values(FLAGS).map((f) => [f.key, f]));
+  flags['everyone-number'] = { ...FLAGS.number, version: 7, variations: [77, -1] };
+  delete flags['json-flag'];
+  flags['brand-new'] = makeFlag('brand-new', 1, 'new!', { clientSideAvailability: { usingEnvironmentId: true, usingMobileKey: false }, clientSide: true });
+  const from = page.changeCursor;
+  up.pushPut({ flags, segments: up.data().segments });
+  const expected = { ...EXPECTED_ADA, 'everyone-number': 77, 'brand-new': 'new!' };
+  delete expected['json-flag'];
+  await waitFor(async () => isDeepStrictEqual(await page.allFlags(), expected),
+    { timeoutMs: 10000, what: 'allFlags() after the put' }).catch(async (err) => {
+    assert.deepEqual(await page.allFlags(), expected, err.message);
+  });
+  const changed = new Set((await page.changes()).slice(from).flatMap((c) => c.keys));
+  for (const k of ['everyone-number', 'json-flag', 'brand-new']) assert.ok(changed.has(k), `change event for ${k}: ${[...changed]}`);
+  assert.equal(changed.has('targeted'), false, 'no change event for an unchanged flag');
 });
 
 browserTest('a burst of patches: the page ends on the last version, never going back', async (t, s) => {

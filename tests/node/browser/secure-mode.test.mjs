@@ -33,6 +33,15 @@ browserTest('secure mode: a wrong or missing hash fails with 400, which the page
   const none = await page.fetch(`${relay.url}/sdk/evalx/${ENV_ID}/contexts/${Buffer.from(JSON.stringify(ADA)).toString('base64url')}`);
   assert.equal(none.status, 400, `no hash: ${JSON.stringify(none).slice(0, 300)}`);
 
+  // The client stream checks the hash too.
+  const streamBase = `${relay.url}/eval/${ENV_ID}/${Buffer.from(JSON.stringify(ADA)).toString('base64url')}`;
+  const wrongStream = await page.eventSourceFirst(`${streamBase}?h=${secureHash('someone-else')}`, 'put', 4000);
+  assert.ok(wrongStream.error, `stream with a wrong hash: ${JSON.stringify(wrongStream).slice(0, 200)}`);
+  const e = await page.waitForRequest(streamBase, (x) => x.status !== null || x.failed, { what: 'stream answer' });
+  assert.equal(e.status, 400, page.netSummary(streamBase));
+  const goodStream = await page.eventSourceFirst(`${streamBase}?h=${secureHash(ADA.key)}`, 'put', 4000);
+  assert.equal(goodStream.type, 'put', JSON.stringify(goodStream).slice(0, 200));
+
   const r = await page.startClient(ENV_ID, ADA, sdkOptions(relay, { streaming: false }), { identifyOptions: { hash: secureHash('someone-else') } });
   assert.equal(r.status, 'failed', JSON.stringify(r));
   assert.equal(r.error.status, 400, `the SDK sees the 400 (CORS headers on the error): ${JSON.stringify(r.error)}`);

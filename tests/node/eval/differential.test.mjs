@@ -191,7 +191,9 @@ relayTest(
       requests++;
       let r;
       try {
-        r = await request(agent, req.url, req);
+        // One retry for a connection-level failure (e.g. a reused keep-alive socket the relay
+        // had just closed); a relay that is really gone fails the retry too.
+        r = await request(agent, req.url, req).catch(() => request(agent, req.url, req));
       } catch (err) {
         diffs.push({ endpoint, contextIndex: ctxIndex, context, flagKey: '*', field: `request failed: ${err.message}`, sdk: null, relay: null });
         return;

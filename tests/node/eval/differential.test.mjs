@@ -10,6 +10,8 @@
 // with ?withReasons=true must equal the SDK's allFlagsState({withReasons: true[, clientSideOnly]})
 // converted to the relay's shape (eval/oracle.mjs): zero differences. Some contexts are also asked
 // without reasons, with padded base64url, and through the REPORT variants (body = context JSON).
+// The put and the contexts are sent as exact JSON text, including integers beyond 2^53 (which Go and
+// Node both parse as doubles); the SDK is given the parsed contexts.
 //
 // The generator avoids the known Go/Node divergences (listed in support/corpus.mjs). On failure the
 // first differences are printed with the flag, the segments it uses, the context and both results;
@@ -32,7 +34,7 @@ const TIMEOUT_MS = Number(process.env.FLAGRELAY_DIFF_TIMEOUT_MS || 85000);
 const MAX_REPORT = Number(process.env.FLAGRELAY_DIFF_MAX_REPORT || 8);
 const CONCURRENCY = 4;
 
-const b64url = (obj) => Buffer.from(JSON.stringify(obj), 'utf8').toString('base64url');
+const b64url = (text) => Buffer.from(text, 'utf8').toString('base64url');
 const padded = (s) => s + '='.repeat((4 - (s.length % 4)) % 4);
 
 /** One request over a keep-alive agent; resolves {status, text, json (parsed or undefined)}. */
@@ -132,7 +134,7 @@ function report(corpus, diffs, reportFile) {
   }
   for (const [n, d] of picked.entries()) {
     lines.push(`--- difference ${n + 1}: ${d.endpoint} context #${d.contextIndex} flag ${d.flagKey}: ${d.field}`);
-    lines.push(`context: ${JSON.stringify(d.context)}`);
+    lines.push(`context: ${d.contextJson}`);
     lines.push(`sdk:     ${JSON.stringify(d.sdk)}`);
     lines.push(`relay:   ${JSON.stringify(d.relay)}`);
     const flag = corpus.flags[d.flagKey];
@@ -158,9 +160,12 @@ relayTest(
     t.diagnostic(`FLAGRELAY_DIFF_SEED=${seed}`);
     const corpus = generateCorpus(seed);
     t.diagnostic(`corpus: ${JSON.stringify(corpus.stats)}`);
-    const { flags, segments, contexts } = corpus;
+    const { flags, contexts, contextsJson } = corpus;
 
-    const up = await s.upstream({ sdkKey: KEYS.prod, flags, segments });
+    // The put is written as raw text (corpus.flagsJson keeps integers beyond 2^53 exact); the SDK
+    // and the relay read the same bytes.
+    const up = await s.upstream({ sdkKey: KEYS.prod });
+    up.connectPayload = `event: put\ndata: {"path":"/","data":{"flags":${corpus.flagsJson},"segments":${corpus.segmentsJson}}}\n\n`;
     const sdkLog = countingLogger();
     const client = await startSdk(up.url, KEYS.prod, sdkLog.logger);
     s.defer(() => client.close());
@@ -169,7 +174,7 @@ relayTest(
     s.defer(() => agent.destroy());
 
     // Wait until the relay has the data (evalx answers 200 with the full flag set).
-    const probe = `${relay.url}/sdk/evalx/contexts/${b64url({ kind: 'user', key: 'probe' })}`;
+    const probe = `${relay.url}/sdk/evalx/contexts/${b64url('{"kind":"user","key":"probe"}')}`;
     const deadline = Date.now() + 15000;
     for (;;) {
       const r = await request(agent, probe, { headers: { Authorization: KEYS.prod } }).catch((err) => ({ status: 0, text: err.message }));
@@ -187,7 +192,8 @@ relayTest(
     let requests = 0;
     let bytes = 0;
 
-    const check = async (endpoint, ctxIndex, context, expected, req) => {
+    const check = async (endpoint, ctxIndex, expected, req) => {
+      const contextJson = contextsJson[ctxIndex];
       requests++;
       let r;
       try {
@@ -195,22 +201,22 @@ relayTest(
         // had just closed); a relay that is really gone fails the retry too.
         r = await request(agent, req.url, req).catch(() => request(agent, req.url, req));
       } catch (err) {
-        diffs.push({ endpoint, contextIndex: ctxIndex, context, flagKey: '*', field: `request failed: ${err.message}`, sdk: null, relay: null });
+        diffs.push({ endpoint, contextIndex: ctxIndex, contextJson, flagKey: '*', field: `request failed: ${err.message}`, sdk: null, relay: null });
         return;
       }
       bytes += r.text.length;
       if (r.status !== 200 || r.json === undefined) {
-        diffs.push({ endpoint, contextIndex: ctxIndex, context, flagKey: '*', field: `HTTP ${r.status}`, sdk: null, relay: r.text.slice(0, 500) });
+        diffs.push({ endpoint, contextIndex: ctxIndex, contextJson, flagKey: '*', field: `HTTP ${r.status}`, sdk: null, relay: r.text.slice(0, 500) });
         return;
       }
-      for (const d of diffEvalx(expected, r.json)) diffs.push({ endpoint, contextIndex: ctxIndex, context, ...d });
+      for (const d of diffEvalx(expected, r.json)) diffs.push({ endpoint, contextIndex: ctxIndex, contextJson, ...d });
     };
 
     // REPORT for the first context of each shape (user, other kind, multi-kind, old user).
     const reportIdx = new Set([0, 4, 6, 8, contexts.length - 1]);
 
     await pool(contexts, CONCURRENCY, async (context, i) => {
-      const enc = i % 11 === 5 ? padded(b64url(context)) : b64url(context);
+      const enc = i % 11 === 5 ? padded(b64url(contextsJson[i])) : b64url(contextsJson[i]);
       const [jsExp, allExp] = await Promise.all([
         sdkEvalx(client, context, { clientSideOnly: true }),
         sdkEvalx(client, context, {}),
@@ -219,21 +225,21 @@ relayTest(
       accumulateCoverage(coverage, allExp);
       const q = '?withReasons=true';
       const jobs = [
-        check('GET js', i, context, jsExp, { url: `${relay.url}/sdk/evalx/${KEYS.prodEnvId}/contexts/${enc}${q}` }),
-        check('GET server', i, context, allExp, { url: `${relay.url}/sdk/evalx/contexts/${enc}${q}`, headers: { Authorization: KEYS.prod } }),
-        check('GET mobile', i, context, mobExp, { url: `${relay.url}/msdk/evalx/contexts/${enc}${q}`, headers: { Authorization: KEYS.prodMobile } }),
+        check('GET js', i, jsExp, { url: `${relay.url}/sdk/evalx/${KEYS.prodEnvId}/contexts/${enc}${q}` }),
+        check('GET server', i, allExp, { url: `${relay.url}/sdk/evalx/contexts/${enc}${q}`, headers: { Authorization: KEYS.prod } }),
+        check('GET mobile', i, mobExp, { url: `${relay.url}/msdk/evalx/contexts/${enc}${q}`, headers: { Authorization: KEYS.prodMobile } }),
       ];
       if (i % 8 === 3) {
         const noReasons = await sdkEvalx(client, context, { withReasons: false });
-        jobs.push(check('GET server (no reasons)', i, context, noReasons, { url: `${relay.url}/sdk/evalx/contexts/${enc}`, headers: { Authorization: KEYS.prod } }));
+        jobs.push(check('GET server (no reasons)', i, noReasons, { url: `${relay.url}/sdk/evalx/contexts/${enc}`, headers: { Authorization: KEYS.prod } }));
       }
       if (reportIdx.has(i)) {
-        const body = JSON.stringify(context);
+        const body = contextsJson[i];
         const h = { 'Content-Type': 'application/json' };
         jobs.push(
-          check('REPORT js', i, context, jsExp, { url: `${relay.url}/sdk/evalx/${KEYS.prodEnvId}/context${q}`, method: 'REPORT', headers: h, body }),
-          check('REPORT server', i, context, allExp, { url: `${relay.url}/sdk/evalx/context${q}`, method: 'REPORT', headers: { ...h, Authorization: KEYS.prod }, body }),
-          check('REPORT mobile', i, context, mobExp, { url: `${relay.url}/msdk/evalx/context${q}`, method: 'REPORT', headers: { ...h, Authorization: KEYS.prodMobile }, body }),
+          check('REPORT js', i, jsExp, { url: `${relay.url}/sdk/evalx/${KEYS.prodEnvId}/context${q}`, method: 'REPORT', headers: h, body }),
+          check('REPORT server', i, allExp, { url: `${relay.url}/sdk/evalx/context${q}`, method: 'REPORT', headers: { ...h, Authorization: KEYS.prod }, body }),
+          check('REPORT mobile', i, mobExp, { url: `${relay.url}/msdk/evalx/context${q}`, method: 'REPORT', headers: { ...h, Authorization: KEYS.prodMobile }, body }),
         );
       }
       await Promise.all(jobs);

@@ -99,7 +99,14 @@ const COUNTRIES = ['US', 'DE', 'FR', 'JP', 'BR', 'us', 'GB', 'U'];
 const PLANS = ['free', 'pro', 'enterprise', 'Pro', 'pro ', 'pro-trial', 'team'];
 const CITIES = ['Berlin', 'Paris', 'Tokyo', 'São Paulo', 'New York', 'berlin', 'Köln'];
 const IPS = ['10.0.0.1', '192.168.1.20', '::1', '2001:db8::7'];
-const NUMS = [0, 1, -1, 2, 2.5, 3, 10, 42, 99.99, 100, 1000, -273.15, 1e6, 0.001, 7];
+// Integers beyond 2^53 cannot be written from a JavaScript number, so they are carried as marker
+// strings and written as raw JSON digits by toWireJson(). Go (float64) and Node (double) both round
+// them when parsing, so `in` compares and bucketing hash the rounded value.
+const RAW_PREFIX = '\u0000raw-number:';
+const raw = (digits) => `${RAW_PREFIX}${digits}`;
+const isRaw = (v) => typeof v === 'string' && v.startsWith(RAW_PREFIX);
+const BIG_INTS = [raw('9007199254740993'), raw('9007199254740992'), raw('9007199254740995'), raw('18014398509481985'), raw('-9007199254740993')];
+const NUMS = [0, 1, -1, 2, 2.5, 3, 10, 42, 99.99, 100, 1000, -273.15, 1e6, 0.001, 7, ...BIG_INTS];
 const AGES = [0, 5, 17, 18, 21, 30, 45, 65, 99, 18.5];
 const SEMVERS = ['1', '1.2', '1.2.3', '1.2.3-beta.1', '1.2.3-beta.2', '1.2.3-beta.11', '1.2.3-alpha', '1.2.3+build.5', '1.2.3-rc.1+exp.sha.5114f85',
   '2.0.0', '2', '0.9.12', '1.10.0', '1.9.9', '10.0.0-rc.1', '0.0.1', 'not-a-version', 'banana'];
@@ -348,7 +355,7 @@ class Generator {
     // Values by operator family.
     const n = r.range(1, 3);
     const pool = def.type === 'kindAttr' ? [...ALL_KINDS, 'multi', 'us'] : scalarPool(def);
-    const strPool = pool.filter((v) => typeof v === 'string');
+    const strPool = pool.filter((v) => typeof v === 'string' && !isRaw(v));
     const vals = [];
     for (let i = 0; i < n; i++) {
       switch (family) {
@@ -691,7 +698,28 @@ export function generateCorpus(seed = DEFAULT_SEED, { flags = 300, segments = 60
     canErrorSegments: g.segments.filter((s) => s.canError).length,
     contexts: ctxs.length,
   };
-  return { seed, flags: flagMap, segments: segMap, contexts: ctxs, info: g.info, stats };
+  const flagsJson = toWireJson(flagMap);
+  const segmentsJson = toWireJson(segMap);
+  const contextsJson = ctxs.map((c) => toWireJson(c));
+  return {
+    seed,
+    // What a JSON parser sees (big integers rounded): for the SDK and for reports.
+    flags: JSON.parse(flagsJson),
+    segments: JSON.parse(segmentsJson),
+    contexts: contextsJson.map((c) => JSON.parse(c)),
+    // The exact wire text: the put payload and each context's JSON.
+    flagsJson,
+    segmentsJson,
+    contextsJson,
+    info: g.info,
+    stats,
+  };
+}
+
+/** JSON text of `value`, with big-integer markers written as raw digits. */
+export function toWireJson(value) {
+  const escaped = JSON.stringify(RAW_PREFIX).slice(1, -1);
+  return JSON.stringify(value).replace(new RegExp(`"${escaped.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&')}(-?[0-9]+)"`, 'g'), '$1');
 }
 
 /** The seed from $FLAGRELAY_DIFF_SEED (decimal), else DEFAULT_SEED. */

@@ -719,10 +719,10 @@ TEST(Rollouts, InvalidBucketByPathIsMalformed) {
   EXPECT_EQ(Served(RolloutFlag(R"(,"bucketBy":"")"), R"({"kind":"user","key":"userKeyB"})"), "v2");
 }
 
-TEST(Rollouts, BucketsAndWeightsAreFloat32LikeGo) {
-  // Go computes the bucket (float32(hash) / float32(0xFFFFFFFFFFFFFFF)) and the running weight
-  // sum in float32. These users' buckets lie within float32 rounding of the boundary, so double
-  // arithmetic would put them in v0 where Go (and so ld-relay) serves v1.
+TEST(Rollouts, BucketsAndWeightsAreDoublesNotGoFloat32) {
+  // flagrelay buckets in double precision, as the Node, C++ and Python SDKs do. Go (and so
+  // ld-relay) uses float32 for the bucket and the weight sum, which puts these users, whose buckets
+  // lie within float32 rounding of the boundary, in v1 instead (docs/evaluation.md).
   struct Case {
     const char* key;
     int weight;
@@ -732,7 +732,7 @@ TEST(Rollouts, BucketsAndWeightsAreFloat32LikeGo) {
     const auto flag = RolloutFlag("", R"([{"variation":0,"weight":)" + std::to_string(c.weight) +
                                           R"(},{"variation":1,"weight":)" +
                                           std::to_string(100000 - c.weight) + "}]");
-    EXPECT_EQ(Served(flag, std::string(R"({"kind":"user","key":")") + c.key + "\"}"), "v1")
+    EXPECT_EQ(Served(flag, std::string(R"({"kind":"user","key":")") + c.key + "\"}"), "v0")
         << c.key;
   }
 }

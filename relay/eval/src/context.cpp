@@ -2,8 +2,6 @@
 
 #include <algorithm>
 
-#include <boost/json/parse.hpp>
-
 #include "model.hpp"
 
 namespace flagrelay::eval {
@@ -104,7 +102,7 @@ void AppendEscapedKey(std::string& out, std::string_view key) {
 
 protocol::Result<Context> Context::Parse(std::string_view text) {
   boost::system::error_code ec;
-  json::value root = json::parse(text, ec);
+  json::value root = ParseJson(text, ec);
   if (ec) return Error("context is not valid JSON");
   if (!root.is_object()) return Error("context must be a JSON object");
 

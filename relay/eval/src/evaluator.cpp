@@ -80,7 +80,7 @@ std::string_view Str(const json::value& v) { return v.get_string(); }
 bool MatchOne(Op op, const json::value& actual, const ClauseValue& expected) {
   switch (op) {
     case Op::kIn:
-      return JsonEqual(actual, expected.json);
+      return ScalarEqual(actual, expected.json);
     case Op::kEndsWith:
       return IsString(actual) && IsString(expected.json) && Str(actual).ends_with(Str(expected.json));
     case Op::kStartsWith:

@@ -260,7 +260,7 @@ std::vector<SegmentTarget> CompileSegmentTargets(const Reader& in, std::string_v
 // Parses an item's JSON; null (with `bad` set) unless it is an object.
 std::optional<json::value> ParseObject(const protocol::Item& item, bool& bad) {
   boost::system::error_code ec;
-  json::value value = json::parse(item.json, ec);
+  json::value value = ParseJson(item.json, ec);
   if (ec || !value.is_object()) {
     bad = true;
     return std::nullopt;
@@ -327,7 +327,7 @@ void AppendJsonValue(std::string& out, const json::value& value) {
   }
 }
 
-bool JsonEqual(const json::value& a, const json::value& b) {
+bool ScalarEqual(const json::value& a, const json::value& b) {
   if (a.is_number() && b.is_number()) {
     if (a.is_double() || b.is_double()) return a.to_number<double>() == b.to_number<double>();
     if (a.is_int64() && b.is_int64()) return a.get_int64() == b.get_int64();
@@ -337,29 +337,15 @@ bool JsonEqual(const json::value& a, const json::value& b) {
     const json::value& u = a.is_int64() ? b : a;
     return s.get_int64() >= 0 && static_cast<std::uint64_t>(s.get_int64()) == u.get_uint64();
   }
-  if (a.kind() != b.kind()) return false;
-  switch (a.kind()) {
-    case json::kind::array: {
-      const auto& x = a.get_array();
-      const auto& y = b.get_array();
-      if (x.size() != y.size()) return false;
-      for (std::size_t i = 0; i < x.size(); ++i)
-        if (!JsonEqual(x[i], y[i])) return false;
-      return true;
-    }
-    case json::kind::object: {
-      const auto& x = a.get_object();
-      const auto& y = b.get_object();
-      if (x.size() != y.size()) return false;
-      for (const auto& member : x) {
-        const json::value* other = y.if_contains(member.key());
-        if (other == nullptr || !JsonEqual(member.value(), *other)) return false;
-      }
-      return true;
-    }
-    default:
-      return a == b;
-  }
+  if (a.is_string() && b.is_string()) return a.get_string() == b.get_string();
+  if (a.is_bool() && b.is_bool()) return a.get_bool() == b.get_bool();
+  return false;  // objects, arrays and null never compare equal (Go's ClauseFindValue)
+}
+
+json::value ParseJson(std::string_view text, boost::system::error_code& ec) {
+  json::parse_options options;
+  options.max_depth = kMaxJsonDepth;
+  return json::parse(json::string_view(text.data(), text.size()), ec, {}, options);
 }
 
 std::shared_ptr<const Flag> CompileFlag(const protocol::ItemPtr& item) {

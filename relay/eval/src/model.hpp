@@ -200,8 +200,12 @@ struct FlagData::Impl {
 std::shared_ptr<const Flag> CompileFlag(const protocol::ItemPtr& item);
 std::shared_ptr<const Segment> CompileSegment(const protocol::ItemPtr& item);
 
-// JSON helpers shared by the compiler and the evaluator.
+// JSON helpers shared by the compiler, the context parser and the evaluator.
 void AppendJsonValue(std::string& out, const boost::json::value& value);
-bool JsonEqual(const boost::json::value& a, const boost::json::value& b);
+/// Equality for the `in` operator: numbers by value, strings, booleans; nothing else is equal.
+bool ScalarEqual(const boost::json::value& a, const boost::json::value& b);
+/// Nesting allowed in flags and contexts: what the protocol layer accepts for items.
+inline constexpr std::size_t kMaxJsonDepth = 64;
+boost::json::value ParseJson(std::string_view text, boost::system::error_code& ec);
 
 }  // namespace flagrelay::eval

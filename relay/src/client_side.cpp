@@ -129,8 +129,8 @@ std::optional<ClientRoute> Match(std::string_view method, std::string_view path,
       wrong_method = true;
       return std::nullopt;
     }
-    return ClientRoute{RouteId::kMobilePing, Credential::kMobileKey, ClientRoute::kPing, false,
-                       {},                   {},                     {}};
+    return ClientRoute{
+        RouteId::kMobilePing, Credential::kMobileKey, ClientRoute::kPing, false, {}, {}, {}};
   }
   return std::nullopt;
 }
@@ -238,7 +238,8 @@ std::vector<Router::RouteLabel> Router::ClientSideRouteLabels() {
 }
 
 std::optional<HttpResponse> Router::RouteClientSide(const HttpRequest& request,
-                                                    std::string_view path, RouteId& route_id) const {
+                                                    std::string_view path,
+                                                    RouteId& route_id) const {
   bool wrong_method = false;
   const std::optional<ClientRoute> route = Match(request.method, path, wrong_method);
   if (!route) {
@@ -299,7 +300,8 @@ std::optional<HttpResponse> Router::RouteClientSide(const HttpRequest& request,
 
   if (browser && config.secure_mode) {
     const std::optional<std::string> hash = QueryParam(request.target, "h");
-    const std::string expected = SecureModeHash(config.sdk_key.Reveal(), context->FullyQualifiedKey());
+    const std::string expected =
+        SecureModeHash(config.sdk_key.Reveal(), context->FullyQualifiedKey());
     if (!hash || hash->size() != expected.size() ||
         CRYPTO_memcmp(hash->data(), expected.data(), expected.size()) != 0) {
       return respond(
@@ -307,11 +309,11 @@ std::optional<HttpResponse> Router::RouteClientSide(const HttpRequest& request,
     }
   }
 
-  const eval::EvalOptions options{
-      browser ? eval::Audience::kEnvironmentId
-              : route->credential == Credential::kMobileKey ? eval::Audience::kMobile
-                                                            : eval::Audience::kServer,
-      QueryParam(request.target, "withReasons") == "true"};
+  const eval::EvalOptions options{browser ? eval::Audience::kEnvironmentId
+                                  : route->credential == Credential::kMobileKey
+                                      ? eval::Audience::kMobile
+                                      : eval::Audience::kServer,
+                                  QueryParam(request.target, "withReasons") == "true"};
   if (route->action == ClientRoute::kStream) {
     HttpResponse response;
     response.stream_env = env;

@@ -14,9 +14,10 @@ protocol::ItemPtr Item(std::string_view key, std::string_view body) {
 // A flag serving `value` to everyone, or (with a segment) `in_segment` to the segment's members.
 std::string FlagJson(std::string_view key, std::uint64_t version, std::string_view value,
                      bool with_segment = false) {
-  std::string rules = with_segment
-                          ? R"([{"id":"r","variation":1,"clauses":[{"attribute":"","op":"segmentMatch","values":["s"]}]}])"
-                          : "[]";
+  std::string rules =
+      with_segment
+          ? R"([{"id":"r","variation":1,"clauses":[{"attribute":"","op":"segmentMatch","values":["s"]}]}])"
+          : "[]";
   return R"({"key":")" + std::string(key) + R"(","version":)" + std::to_string(version) +
          R"(,"on":true,"fallthrough":{"variation":0},"rules":)" + rules + R"(,"variations":[)" +
          std::string(value) +
@@ -45,7 +46,8 @@ TEST(ClientStreamTest, FirstUpdateIsAnEvaluatedPut) {
   ClientStream stream = MakeStream();
   auto frames = Texts(stream.Update(Data({Item("a", FlagJson("a", 1, "\"x\""))})));
   ASSERT_EQ(frames.size(), 1u);
-  EXPECT_EQ(frames[0], "event: put\ndata: {\"a\":{\"value\":\"x\",\"variation\":0,\"version\":1}}\n\n");
+  EXPECT_EQ(frames[0],
+            "event: put\ndata: {\"a\":{\"value\":\"x\",\"variation\":0,\"version\":1}}\n\n");
 }
 
 TEST(ClientStreamTest, ChangedResultsBecomePatchesAndUnchangedOnesAreQuiet) {
@@ -55,17 +57,18 @@ TEST(ClientStreamTest, ChangedResultsBecomePatchesAndUnchangedOnesAreQuiet) {
   auto d = Item("d", FlagJson("d", 1, "false"));
   (void)stream.Update(Data({Item("a", FlagJson("a", 1, "\"x\"")), b, c, d}));
   // A new value, and a new version with the same value (the SDK reports versions in its events).
-  auto frames = Texts(stream.Update(Data(
-      {Item("a", FlagJson("a", 2, "\"y\"")), Item("b", FlagJson("b", 2, "1")), c, d})));
+  auto frames = Texts(stream.Update(
+      Data({Item("a", FlagJson("a", 2, "\"y\"")), Item("b", FlagJson("b", 2, "1")), c, d})));
   ASSERT_EQ(frames.size(), 2u);
-  EXPECT_EQ(frames[0],
-            "event: patch\ndata: {\"key\":\"a\",\"value\":\"y\",\"variation\":0,\"version\":2}\n\n");
+  EXPECT_EQ(
+      frames[0],
+      "event: patch\ndata: {\"key\":\"a\",\"value\":\"y\",\"variation\":0,\"version\":2}\n\n");
   EXPECT_EQ(frames[1],
             "event: patch\ndata: {\"key\":\"b\",\"value\":1,\"variation\":0,\"version\":2}\n\n");
   // The same data again: nothing.
   EXPECT_TRUE(stream
                   .Update(Data({Item("a", FlagJson("a", 2, "\"y\"")),
-                                 Item("b", FlagJson("b", 2, "1")), c, d}))
+                                Item("b", FlagJson("b", 2, "1")), c, d}))
                   .empty());
 }
 
@@ -99,7 +102,9 @@ TEST(ClientStreamTest, ResultChangeWithoutVersionChangeSendsAPut) {
 
 TEST(ClientStreamTest, InvisibleFlagsNeverReachTheStream) {
   ClientStream stream = MakeStream();
-  auto frames = Texts(stream.Update(Data({Item("server-only", R"({"key":"server-only","version":1,"on":true,"fallthrough":{"variation":0},"variations":[1],"clientSideAvailability":{"usingEnvironmentId":false}})")})));
+  auto frames = Texts(stream.Update(Data({Item(
+      "server-only",
+      R"({"key":"server-only","version":1,"on":true,"fallthrough":{"variation":0},"variations":[1],"clientSideAvailability":{"usingEnvironmentId":false}})")})));
   ASSERT_EQ(frames.size(), 1u);
   EXPECT_EQ(frames[0], "event: put\ndata: {}\n\n");
 }

@@ -16,14 +16,14 @@ protocol::ParseError Error(std::string message) { return {std::move(message)}; }
 bool ValidKind(std::string_view kind) {
   if (kind.empty() || kind == "kind") return false;
   return std::all_of(kind.begin(), kind.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
   });
 }
 
 // The built-in attributes of old user JSON; each must be a string (or null) when present.
-constexpr std::string_view kUserStringAttributes[] = {"name",     "email",  "firstName", "lastName",
-                                                      "avatar",   "ip",     "country"};
+constexpr std::string_view kUserStringAttributes[] = {"name",   "email", "firstName", "lastName",
+                                                      "avatar", "ip",    "country"};
 
 // Turns old user JSON into the single-kind `user` object that evaluation reads: custom attributes
 // first, then the built-ins, which win over custom ones of the same name.
@@ -135,7 +135,8 @@ protocol::Result<Context> Context::Parse(std::string_view text) {
     if (!ValidKind(member.key()) || member.key() == "multi")
       return Error("context kind is not valid");
     if (!member.value().is_object()) return Error("a multi-kind context must contain objects");
-    if (auto error = AddSingle(*impl, std::string(member.key()), member.value().get_object(), false))
+    if (auto error =
+            AddSingle(*impl, std::string(member.key()), member.value().get_object(), false))
       return *error;
   }
   if (impl->contexts.empty()) return Error("a multi-kind context must contain at least one kind");

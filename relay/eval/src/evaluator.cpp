@@ -82,7 +82,8 @@ bool MatchOne(Op op, const json::value& actual, const ClauseValue& expected) {
     case Op::kIn:
       return ScalarEqual(actual, expected.json);
     case Op::kEndsWith:
-      return IsString(actual) && IsString(expected.json) && Str(actual).ends_with(Str(expected.json));
+      return IsString(actual) && IsString(expected.json) &&
+             Str(actual).ends_with(Str(expected.json));
     case Op::kStartsWith:
       return IsString(actual) && IsString(expected.json) &&
              Str(actual).starts_with(Str(expected.json));
@@ -393,7 +394,7 @@ void AppendInt(std::string& out, std::uint64_t value) {
 }
 
 void AppendReason(std::string& out, const Reason& reason, bool big_segments_not_configured) {
-  static constexpr std::string_view kKinds[] = {"OFF",        "FALLTHROUGH",          "TARGET_MATCH",
+  static constexpr std::string_view kKinds[] = {"OFF",        "FALLTHROUGH",         "TARGET_MATCH",
                                                 "RULE_MATCH", "PREREQUISITE_FAILED", "ERROR"};
   out += "{\"kind\":\"";
   out += kKinds[reason.kind];

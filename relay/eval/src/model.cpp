@@ -130,7 +130,8 @@ Ref CompileRef(std::string_view text, bool literal) {
   Ref ref;
   if (text.empty()) return ref;
   ref.defined = true;
-  const AttributeRef parsed = literal ? AttributeRef::FromLiteral(text) : AttributeRef::FromPath(text);
+  const AttributeRef parsed =
+      literal ? AttributeRef::FromLiteral(text) : AttributeRef::FromPath(text);
   ref.valid = parsed.Valid();
   ref.path = parsed.Components();
   ref.is_kind = text == "kind";
@@ -175,8 +176,8 @@ ClauseValue CompileClauseValue(const json::value& json, Op op) {
     case Op::kMatches:
       if (json.is_string()) {
         try {
-          value.regex = std::make_shared<const boost::regex>(
-              std::string(json.get_string()), boost::regex_constants::ECMAScript);
+          value.regex = std::make_shared<const boost::regex>(std::string(json.get_string()),
+                                                             boost::regex_constants::ECMAScript);
         } catch (const std::exception&) {
           value.regex = nullptr;  // not a valid pattern: never matches
         }
@@ -206,9 +207,8 @@ Clause CompileClause(const json::object* object, bool& bad) {
 
 std::vector<Clause> CompileClauses(const Reader& in, bool& bad) {
   std::vector<Clause> clauses;
-  in.Objects("clauses", [&](const json::object* clause) {
-    clauses.push_back(CompileClause(clause, bad));
-  });
+  in.Objects("clauses",
+             [&](const json::object* clause) { clauses.push_back(CompileClause(clause, bad)); });
   return clauses;
 }
 

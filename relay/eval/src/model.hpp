@@ -27,7 +27,7 @@ inline constexpr std::string_view kUserKind = "user";
 struct Context::Impl {
   struct Single {
     std::string kind;
-    boost::json::value kind_value;        // the kind as a JSON string, for the `kind` attribute
+    boost::json::value kind_value;          // the kind as a JSON string, for the `kind` attribute
     const boost::json::object* attributes;  // points into `root`
     std::string key;
   };
@@ -76,8 +76,8 @@ enum class Op {
 
 struct ClauseValue {
   boost::json::value json;
-  std::optional<double> time_ms;          // before/after
-  std::optional<SemVer> version;          // semVer*
+  std::optional<double> time_ms;              // before/after
+  std::optional<SemVer> version;              // semVer*
   std::shared_ptr<const boost::regex> regex;  // matches; null when not a valid pattern
 };
 

@@ -106,7 +106,9 @@ const RAW_PREFIX = '\u0000raw-number:';
 const raw = (digits) => `${RAW_PREFIX}${digits}`;
 const isRaw = (v) => typeof v === 'string' && v.startsWith(RAW_PREFIX);
 const BIG_INTS = [raw('9007199254740993'), raw('9007199254740992'), raw('9007199254740995'), raw('18014398509481985'), raw('-9007199254740993')];
-const NUMS = [0, 1, -1, 2, 2.5, 3, 10, 42, 99.99, 100, 1000, -273.15, 1e6, 0.001, 7, ...BIG_INTS];
+// Other spellings of numbers (a JSON parser must see 1.0 as 1, 1e2 as 100, -0.0 as 0).
+const NUM_SPELLINGS = [raw('1.0'), raw('1e2'), raw('100.000'), raw('2.50'), raw('-0.0'), raw('7E0')];
+const NUMS = [0, 1, -1, 2, 2.5, 3, 10, 42, 99.99, 100, 1000, -273.15, 1e6, 0.001, 7, ...BIG_INTS, ...NUM_SPELLINGS];
 const AGES = [0, 5, 17, 18, 21, 30, 45, 65, 99, 18.5];
 const SEMVERS = ['1', '1.2', '1.2.3', '1.2.3-beta.1', '1.2.3-beta.2', '1.2.3-beta.11', '1.2.3-alpha', '1.2.3+build.5', '1.2.3-rc.1+exp.sha.5114f85',
   '2.0.0', '2', '0.9.12', '1.10.0', '1.9.9', '10.0.0-rc.1', '0.0.1', 'not-a-version', 'banana'];
@@ -115,7 +117,7 @@ const DATE_STRINGS = ['2020-01-01T00:00:00Z', '2021-06-15T12:30:00.5Z', '2021-06
 // Epoch milliseconds; some equal to a string above (ties: before/after are strict).
 // Go truncates epoch-ms numbers to whole milliseconds, so no clause value is near the small
 // fractional numbers of the other pools (a context number 0.001 vs a clause value 0 would differ).
-const DATE_NUMBERS = [1577836800000, 1623760200500, 1623753000123, 1577854799000, 1893456000000, 946684799999, 1700000000000, 1709208000000];
+const DATE_NUMBERS = [1577836800000, 1623760200500, 1623753000123, 1577854799000, 1893456000000, 946684799999, 1700000000000, 1709208000000, raw('1.5778368E12')];
 const DATES = [...DATE_STRINGS, ...DATE_NUMBERS];
 const GROUPS = ['admins', 'beta-testers', 'staff', 'qa', 'Admins', 'eu', 'us'];
 const TAGS = ['a', 'b', 'c', 1, 2, true, 'x y', 'ü'];
@@ -232,7 +234,7 @@ class Generator {
       case 'arr': {
         const n = r.int(4);
         const arr = r.sample(def.pool, n);
-        if (forContext && r.chance(0.1)) arr.push({ nested: 'obj' });
+        if (forContext && r.chance(0.1)) arr.push(r.pick([{ nested: 'obj' }, [def.pool[0]], null]));
         return arr;
       }
       case 'obj':
@@ -252,7 +254,9 @@ class Generator {
   }
 
   contextAttrs(target, names, p) {
-    for (const a of names) if (this.rng.chance(p)) target[a] = this.valueFor(a, { forContext: true });
+    for (const a of names) {
+      if (this.rng.chance(p)) target[a] = this.rng.chance(0.03) ? null : this.valueFor(a, { forContext: true });
+    }
   }
 
   // ---- contexts ----
@@ -388,7 +392,7 @@ class Generator {
           vals.push(r.pick(pool));
       }
     }
-    clause.values = vals;
+    clause.values = r.chance(0.03) ? [] : vals;
     return clause;
   }
 
@@ -429,13 +433,18 @@ class Generator {
       deleted: false,
     };
     let canError = false;
-    const unbounded = j >= 4 && r.chance(0.1);
+    const unbounded = j % 12 === 7; // 5 of 60: enough that every seed evaluates some
     if (unbounded) {
       seg.unbounded = true;
       seg.unboundedContextKind = r.pick(['user', 'user', 'org']);
       seg.generation = r.range(1, 9);
     } else {
       seg.included = r.sample(KEYS.user, r.int(6));
+      if (r.chance(0.1)) {
+        // A long, unsorted list (Node switches to a Set above 100 entries).
+        seg.included.push(...range(150, (n) => `bulk-${(n * 7919) % 1000}-${j}`));
+        seg.included.push(...r.sample(KEYS.user, 3));
+      }
       seg.excluded = r.sample(KEYS.user, r.int(5));
       if (r.chance(0.45)) {
         const kind = r.pick(NON_USER_KINDS);
@@ -459,7 +468,7 @@ class Generator {
           rule.bucketBy = rk ? r.pick(['key', 'email', 'score', '/address/city', 'name', 'missing']) : r.pick(['key', 'email', 'score', 'name', 'a/b']);
         }
       }
-      rule.clauses.push(...this.clauses({ segmentKeys: safeKeys }, weighted ? 0 : 1, 3));
+      rule.clauses.push(...this.clauses({ segmentKeys: safeKeys }, weighted || r.chance(0.04) ? 0 : 1, 3));
       if (j >= 8 && r.chance(0.06)) {
         rule.clauses.push(this.errorClause({ badSegmentKeys: badKeys }));
         canError = true;
@@ -540,7 +549,7 @@ class Generator {
     const key = `flag-${i}-${type}`;
     const variations = this.variations(type);
     const nVar = variations.length;
-    const malformations = ['fallthroughIndex', 'offIndex', 'ruleIndex', 'emptyRollout', 'rolloutIndex', 'emptyAttr', 'noFallthrough', 'targetIndex', 'badSegment', 'negativeIndex'];
+    const malformations = ['fallthroughIndex', 'offIndex', 'ruleIndex', 'emptyRollout', 'rolloutIndex', 'emptyAttr', 'noFallthrough', 'targetIndex', 'badSegment', 'negativeIndex', 'noVariations'];
     const malformation = i >= 20 && r.chance(0.09) ? r.pick(malformations) : null;
 
     const segSafe = this.segments.filter((s) => !s.canError).map((s) => s.seg.key);
@@ -600,6 +609,7 @@ class Generator {
     const nRules = r.pick([0, 1, 1, 2, 2, 3, 4, 5]);
     for (let k = 0; k < nRules; k++) {
       const rule = { id: `rule-${this.ruleSeq++}`, ...this.varOrRollout(nVar), clauses: this.clauses({ segmentKeys: segSafe }, r.chance(0.03) ? 0 : 1, 4), trackEvents: r.chance(0.15) };
+      if (rule.variation !== undefined && r.chance(0.03)) rule.rollout = this.rollout(nVar); // the variation wins
       flag.rules.push(rule);
     }
     flag.fallthrough = this.varOrRollout(nVar, 0.35);
@@ -616,6 +626,9 @@ class Generator {
         break;
       case 'negativeIndex':
         flag.fallthrough = { variation: -1 };
+        break;
+      case 'noVariations':
+        flag.variations = [];
         break;
       case 'offIndex':
         flag.offVariation = nVar + r.int(3);
@@ -719,7 +732,8 @@ export function generateCorpus(seed = DEFAULT_SEED, { flags = 300, segments = 60
 /** JSON text of `value`, with big-integer markers written as raw digits. */
 export function toWireJson(value) {
   const escaped = JSON.stringify(RAW_PREFIX).slice(1, -1);
-  return JSON.stringify(value).replace(new RegExp(`"${escaped.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&')}(-?[0-9]+)"`, 'g'), '$1');
+  const number = '(-?[0-9]+(?:\\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)';
+  return JSON.stringify(value).replace(new RegExp(`"${escaped.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&')}${number}"`, 'g'), '$1');
 }
 
 /** The seed from $FLAGRELAY_DIFF_SEED (decimal), else DEFAULT_SEED. */

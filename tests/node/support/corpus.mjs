@@ -3,8 +3,10 @@
 // Node server SDK, and their evaluations must agree exactly.
 //
 //   const corpus = generateCorpus(seed, { flags: 300, segments: 60, contexts: 320 });
-//   corpus.flags / corpus.segments   {key: item} maps in the streaming JSON shape (§2.5)
-//   corpus.contexts                  array of context JSON objects (new-style, multi-kind, old users)
+//   corpus.flagsJson / segmentsJson  exact JSON text of the {key: item} maps (streaming shape, §2.5)
+//   corpus.contextsJson[i]           exact JSON text of context i (new-style, multi-kind, old users)
+//   corpus.flags / segments / contexts   the same, as a JSON parser sees them (integers beyond 2^53
+//                                    rounded): what the SDK is given, and what reports print
 //   corpus.info[flagKey]             {canError, malformation, prereqDepth} (for reports)
 //
 // Same seed => byte-identical corpus (mulberry32 PRNG; no Math.random, no Date.now).
@@ -32,11 +34,14 @@
 //  9. Old users: non-string keys or built-ins, custom attributes named like built-ins. => string key
 //     and string built-ins only; custom names never collide with built-ins.
 // 10. Dates: Go parses RFC 3339 with nanoseconds, Node uses Date.parse (milliseconds, lenient).
-//     => RFC 3339 with `Z` or `±hh:mm`, at most 3 fractional digits, or integer epoch-ms numbers.
+//     Go truncates epoch-ms numbers to whole milliseconds. => RFC 3339 with `Z` or `±hh:mm`, at most
+//     3 fractional digits, or integer epoch-ms numbers far from the small fractional pool numbers.
 // 11. SemVer: lenient parsing differs at the edges. => only `1`, `1.2`, `1.2.3`, `1.2.3-pre.1`,
 //     `1.2.3+build` forms (no leading `v`/`=`/spaces, no prerelease on partial versions).
-// 12. Regexes: RE2 vs ECMAScript. => simple patterns (anchors, classes, quantifiers, alternation),
-//     and `matches` never sees astral-plane characters (UTF-8 vs UTF-16 `.`).
+// 12. Regexes: RE2 vs ECMAScript. => simple patterns (anchors, classes, quantifiers, alternation,
+//     no \s), and `matches` never sees astral-plane characters (UTF-8 runes vs UTF-16 units for
+//     `.`) nor \r, U+2028, U+2029 (line terminators for ECMAScript `.`, not for RE2). Multi-byte
+//     BMP characters and \n are fine: both engines see characters, `.` skips \n, ^/$ are text anchors.
 // 13. contextTargets entries of kind "user" with values: Go checks the values, Node looks the
 //     variation up in `targets`. => user entries have empty values and a matching `targets` entry.
 // 14. Unbounded segments without `generation` or with generation 0 (Node: `!generation`). =>
@@ -47,6 +52,8 @@
 //     fail) is always the last clause of its rule.
 // 16. Empty-string `contextKind` on clauses/rollouts (Node: no such kind; Go: "user"). => omitted.
 // 17. New-style contexts: Go rejects a non-string `name` or non-boolean `anonymous`. => never emitted.
+// 18. Integers of 2^63 and more: Go's IsInt is false (bucketing fails), Node buckets them. => the
+//     big integers used stay near 2^53..2^54.
 // Bucketing: Go computes buckets and weight sums in float32, Node in float64; a bucket within ~1e-7
 // of a weight boundary could land differently. Rare (deterministic per seed); check first when a
 // rollout result differs.

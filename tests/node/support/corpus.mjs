@@ -112,7 +112,8 @@ const IPS = ['10.0.0.1', '192.168.1.20', '::1', '2001:db8::7'];
 const RAW_PREFIX = '\u0000raw-number:';
 const raw = (digits) => `${RAW_PREFIX}${digits}`;
 const isRaw = (v) => typeof v === 'string' && v.startsWith(RAW_PREFIX);
-const BIG_INTS = [raw('9007199254740993'), raw('9007199254740992'), raw('9007199254740995'), raw('18014398509481985'), raw('-9007199254740993')];
+const BIG_INTS = [raw('9007199254740993'), raw('9007199254740992'), raw('9007199254740995'), raw('18014398509481985'), raw('-9007199254740993'),
+  raw('1.8014398509481984E16'), raw('9.007199254740994e15')];
 // Other spellings of numbers (a JSON parser must see 1.0 as 1, 1e2 as 100, -0.0 as 0).
 const NUM_SPELLINGS = [raw('1.0'), raw('1e2'), raw('100.000'), raw('2.50'), raw('-0.0'), raw('7E0')];
 const NUMS = [0, 1, -1, 2, 2.5, 3, 10, 42, 99.99, 100, 1000, -273.15, 1e6, 0.001, 7, ...BIG_INTS, ...NUM_SPELLINGS];

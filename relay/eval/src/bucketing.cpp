@@ -1,5 +1,7 @@
 #include "flagrelay/eval/bucketing.hpp"
 
+#include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 
@@ -18,21 +20,38 @@ constexpr double kMaxExactInteger = 9007199254740992.0;
 
 double BucketValue(std::string_view flag_or_segment_key, std::string_view salt,
                    std::string_view bucket_by_value, std::optional<std::int64_t> seed) {
-  std::string input;
+  // "<key>.<salt>.<value>" or "<seed>.<value>", built without allocating in the common case.
+  char seed_text[24];
+  std::string_view first = flag_or_segment_key;
   if (seed.has_value()) {
-    input = std::to_string(*seed);
-  } else {
-    input.append(flag_or_segment_key).append(".").append(salt);
+    first = std::string_view(seed_text, static_cast<std::size_t>(
+                                            std::to_chars(seed_text, seed_text + sizeof seed_text,
+                                                          *seed)
+                                                .ptr -
+                                            seed_text));
   }
-  input.append(".").append(bucket_by_value);
+  const std::size_t size =
+      first.size() + 1 + (seed.has_value() ? 0 : salt.size() + 1) + bucket_by_value.size();
+  char stack[256];
+  std::string heap;
+  char* input = stack;
+  if (size > sizeof stack) {
+    heap.resize(size);
+    input = heap.data();
+  }
+  char* out = std::copy(first.begin(), first.end(), input);
+  *out++ = '.';
+  if (!seed.has_value()) {
+    out = std::copy(salt.begin(), salt.end(), out);
+    *out++ = '.';
+  }
+  std::copy(bucket_by_value.begin(), bucket_by_value.end(), out);
 
-  const std::string hex = Sha1Hex(input);
+  // The first 15 hex digits of the digest are its first 60 bits.
+  const std::array<std::uint8_t, 20> digest = Sha1(std::string_view(input, size));
   std::uint64_t prefix = 0;
-  for (std::size_t i = 0; i < 15; ++i) {
-    const char c = hex[i];
-    prefix = (prefix << 4) | static_cast<std::uint64_t>(c <= '9' ? c - '0' : c - 'a' + 10);
-  }
-  return static_cast<double>(prefix) / kLongScale;
+  for (std::size_t i = 0; i < 8; ++i) prefix = (prefix << 8) | digest[i];
+  return static_cast<double>(prefix >> 4) / kLongScale;
 }
 
 std::optional<std::string> BucketableValue(std::string_view value) { return std::string(value); }

@@ -52,16 +52,20 @@ const json::value kFalse(false);
 
 // The value of `ref` in one individual context; null when absent.
 const json::value* Lookup(const Context::Impl::Single& single, const Ref& ref) {
-  const std::vector<std::string>& path = ref.path;
-  if (path.size() == 1) {
-    if (path[0] == "kind") return &single.kind_value;
-    if (path[0] == "anonymous") {
+  switch (ref.special) {
+    case Ref::Special::kKind:
+      return &single.kind_value;
+    case Ref::Special::kAnonymous: {
       // Always a boolean: a context is not anonymous unless it says so.
       const json::value* value = single.attributes->if_contains("anonymous");
       return value != nullptr && value->is_bool() && value->get_bool() ? &kTrue : &kFalse;
     }
-    if (path[0] == "_meta") return nullptr;
+    case Ref::Special::kMeta:
+      return nullptr;
+    case Ref::Special::kNone:
+      break;
   }
+  const std::vector<std::string>& path = ref.path;
   const json::object* object = single.attributes;
   const json::value* value = nullptr;
   for (const std::string& component : path) {
@@ -112,24 +116,10 @@ bool MatchOne(Op op, const json::value& actual, const ClauseValue& expected) {
       return a >= b;
     }
     case Op::kBefore:
-    case Op::kAfter: {
-      if (!expected.time_ms) return false;
-      std::optional<double> time;
-      if (actual.is_string()) time = ParseTimestamp(Str(actual));
-      if (actual.is_number()) time = ParseTimestamp(actual.to_number<double>());
-      if (!time) return false;
-      return op == Op::kBefore ? *time < *expected.time_ms : *time > *expected.time_ms;
-    }
+    case Op::kAfter:
     case Op::kSemVerEqual:
     case Op::kSemVerLessThan:
-    case Op::kSemVerGreaterThan: {
-      if (!expected.version || !actual.is_string()) return false;
-      const std::optional<SemVer> version = ParseSemVer(Str(actual));
-      if (!version) return false;
-      const int order = CompareSemVer(*version, *expected.version);
-      if (op == Op::kSemVerEqual) return order == 0;
-      return op == Op::kSemVerLessThan ? order < 0 : order > 0;
-    }
+    case Op::kSemVerGreaterThan:  // MatchAny handles these, parsing the context's value once
     case Op::kSegmentMatch:
     case Op::kUnknown:
       return false;
@@ -138,8 +128,38 @@ bool MatchOne(Op op, const json::value& actual, const ClauseValue& expected) {
 }
 
 bool MatchAny(const Clause& clause, const json::value& actual) {
-  return std::any_of(clause.values.begin(), clause.values.end(),
-                     [&](const ClauseValue& value) { return MatchOne(clause.op, actual, value); });
+  const auto& values = clause.values;
+  switch (clause.op) {
+    case Op::kBefore:
+    case Op::kAfter: {
+      // Parse the context's value once, not once per clause value.
+      std::optional<double> time;
+      if (actual.is_string()) time = ParseTimestamp(Str(actual));
+      if (actual.is_number()) time = ParseTimestamp(actual.to_number<double>());
+      if (!time) return false;
+      return std::any_of(values.begin(), values.end(), [&](const ClauseValue& value) {
+        if (!value.time_ms) return false;
+        return clause.op == Op::kBefore ? *time < *value.time_ms : *time > *value.time_ms;
+      });
+    }
+    case Op::kSemVerEqual:
+    case Op::kSemVerLessThan:
+    case Op::kSemVerGreaterThan: {
+      if (!actual.is_string()) return false;
+      const std::optional<SemVer> version = ParseSemVer(Str(actual));
+      if (!version) return false;
+      return std::any_of(values.begin(), values.end(), [&](const ClauseValue& value) {
+        if (!value.version) return false;
+        const int order = CompareSemVer(*version, *value.version);
+        if (clause.op == Op::kSemVerEqual) return order == 0;
+        return clause.op == Op::kSemVerLessThan ? order < 0 : order > 0;
+      });
+    }
+    default:
+      return std::any_of(values.begin(), values.end(), [&](const ClauseValue& value) {
+        return MatchOne(clause.op, actual, value);
+      });
+  }
 }
 
 bool SegmentContains(Scope& scope, const Segment& segment);
@@ -193,7 +213,7 @@ struct Bucket {
 Bucket ComputeBucket(const Scope& scope, bool experiment, std::optional<std::int64_t> seed,
                      std::string_view context_kind, std::string_view key, const Ref& bucket_by,
                      std::string_view salt) {
-  static const Ref kKeyRef{{"key"}, true, true, false};
+  static const Ref kKeyRef{{"key"}, true, true, false, Ref::Special::kNone};
   const Ref* ref = &bucket_by;
   if (experiment || !bucket_by.defined) {
     ref = &kKeyRef;  // experiments always bucket by key

@@ -135,6 +135,13 @@ Ref CompileRef(std::string_view text, bool literal) {
   ref.valid = parsed.Valid();
   ref.path = parsed.Components();
   ref.is_kind = text == "kind";
+  if (ref.path.size() == 1) {
+    const std::string& name = ref.path[0];
+    ref.special = name == "kind"        ? Ref::Special::kKind
+                  : name == "anonymous" ? Ref::Special::kAnonymous
+                  : name == "_meta"     ? Ref::Special::kMeta
+                                        : Ref::Special::kNone;
+  }
   return ref;
 }
 

@@ -53,6 +53,8 @@ struct Ref {
   bool defined = false;
   bool valid = false;
   bool is_kind = false;  // exactly "kind": matched against the context's kinds
+  // One-component references that lookups treat specially, decided once at compile time.
+  enum class Special { kNone, kKind, kAnonymous, kMeta } special = Special::kNone;
 };
 
 enum class Op {

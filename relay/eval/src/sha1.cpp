@@ -3,6 +3,11 @@
 #include <bit>
 #include <cstddef>
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
+
 namespace flagrelay::eval {
 namespace {
 
@@ -49,6 +54,80 @@ void Compress(std::array<std::uint32_t, 5>& state, const std::uint8_t* block) {
   state[4] += e;
 }
 
+#if defined(__x86_64__)
+// The same compression with the x86 SHA extensions (about 8x faster): bucketing hashes once per
+// rollout per flag, so this is the evaluation engine's hottest loop. Each step does four rounds;
+// the message schedule W[t] = rotl1(W[t-3] ^ W[t-8] ^ W[t-14] ^ W[t-16]) is computed four words
+// at a time by sha1msg1 (the t-16/t-14 part), a xor (t-8) and sha1msg2 (t-3, then the rotate).
+template <int kFunction>
+__attribute__((target("sha,sse4.1"))) __m128i Rounds(__m128i abcd, __m128i e) {
+  return _mm_sha1rnds4_epu32(abcd, e, kFunction);
+}
+
+__attribute__((target("sha,sse4.1"))) void CompressShaNi(std::array<std::uint32_t, 5>& state,
+                                                        const std::uint8_t* block) {
+  const __m128i byte_swap = _mm_set_epi64x(0x0001020304050607LL, 0x08090a0b0c0d0e0fLL);
+  const __m128i abcd_start =
+      _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(state.data())), 0x1B);
+  const __m128i e_start = _mm_set_epi32(static_cast<int>(state[4]), 0, 0, 0);
+
+  __m128i message[20];
+  for (int i = 0; i < 4; ++i) {
+    message[i] = _mm_shuffle_epi8(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 16 * i)), byte_swap);
+  }
+  for (int g = 4; g < 20; ++g) {
+    message[g] = _mm_sha1msg2_epu32(
+        _mm_xor_si128(_mm_sha1msg1_epu32(message[g - 4], message[g - 3]), message[g - 2]),
+        message[g - 1]);
+  }
+  __m128i abcd = abcd_start;
+  __m128i previous = abcd_start;
+  for (int g = 0; g < 20; ++g) {
+    const __m128i e = g == 0 ? _mm_add_epi32(e_start, message[0])
+                             : _mm_sha1nexte_epu32(previous, message[g]);
+    previous = abcd;
+    switch (g / 5) {
+      case 0:
+        abcd = Rounds<0>(abcd, e);
+        break;
+      case 1:
+        abcd = Rounds<1>(abcd, e);
+        break;
+      case 2:
+        abcd = Rounds<2>(abcd, e);
+        break;
+      default:
+        abcd = Rounds<3>(abcd, e);
+        break;
+    }
+  }
+  const __m128i e_end = _mm_sha1nexte_epu32(previous, e_start);
+  abcd = _mm_shuffle_epi32(_mm_add_epi32(abcd, abcd_start), 0x1B);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(state.data()), abcd);
+  state[4] = static_cast<std::uint32_t>(_mm_extract_epi32(e_end, 3));
+}
+
+bool HasShaExtensions() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+  const bool sse41 = (c & (1u << 19)) != 0, ssse3 = (c & (1u << 9)) != 0;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  return sse41 && ssse3 && (b & (1u << 29)) != 0;
+}
+#endif
+
+void CompressBlock(std::array<std::uint32_t, 5>& state, const std::uint8_t* block) {
+#if defined(__x86_64__)
+  static const bool kShaNi = HasShaExtensions();
+  if (kShaNi) {
+    CompressShaNi(state, block);
+    return;
+  }
+#endif
+  Compress(state, block);
+}
+
 }  // namespace
 
 std::array<std::uint8_t, 20> Sha1(std::string_view data) {
@@ -56,7 +135,7 @@ std::array<std::uint8_t, 20> Sha1(std::string_view data) {
   const auto* bytes = reinterpret_cast<const std::uint8_t*>(data.data());
   std::size_t offset = 0;
   for (; data.size() - offset >= kBlockSize; offset += kBlockSize) {
-    Compress(state, bytes + offset);
+    CompressBlock(state, bytes + offset);
   }
 
   // Padding: 0x80, zeros, then the message length in bits as a big-endian 64-bit integer.
@@ -69,7 +148,7 @@ std::array<std::uint8_t, 20> Sha1(std::string_view data) {
   for (std::size_t i = 0; i < 8; ++i) {
     tail[tail_size - 1 - i] = static_cast<std::uint8_t>(bit_length >> (8 * i));
   }
-  for (std::size_t i = 0; i < tail_size; i += kBlockSize) Compress(state, tail.data() + i);
+  for (std::size_t i = 0; i < tail_size; i += kBlockSize) CompressBlock(state, tail.data() + i);
 
   std::array<std::uint8_t, 20> digest{};
   for (std::size_t i = 0; i < 5; ++i) {

@@ -231,6 +231,17 @@ Result<ItemPtr> ParseItem(std::string_view key, std::string_view text) {
 }
 
 void AppendJsonString(std::string& out, std::string_view text) {
+  // Most keys need no escaping: copy those in one go (this runs for every key in every body).
+  const bool plain = std::all_of(text.begin(), text.end(), [](char c) {
+    return static_cast<unsigned char>(c) >= 0x20 && c != '"' && c != '\\' &&
+           static_cast<unsigned char>(c) < 0x80;
+  });
+  if (plain) {
+    out += '"';
+    out += text;
+    out += '"';
+    return;
+  }
   out += json::serialize(json::string(json::string_view(text.data(), text.size())));
 }
 

@@ -51,6 +51,7 @@ TEST(BucketableValue, IntegralNumbersBecomeDecimalText) {
   EXPECT_EQ(BucketableValue(-0.0), "0");
   EXPECT_EQ(BucketableValue(-42.0), "-42");
   EXPECT_EQ(BucketableValue(9007199254740992.0), "9007199254740992");
+  EXPECT_EQ(BucketableValue(18014398509481984.0), "18014398509481984");  // past 2^53, as Go
   // An integer bucket equals the bucket of the same digits as a string (Node SDK test).
   EXPECT_EQ(BucketValue("hashKey", "saltyA", *BucketableValue(33333.0), std::nullopt),
             BucketValue("hashKey", "saltyA", "33333", std::nullopt));
@@ -59,6 +60,7 @@ TEST(BucketableValue, IntegralNumbersBecomeDecimalText) {
 TEST(BucketableValue, OtherNumbersAreNotBucketable) {
   EXPECT_EQ(BucketableValue(33.5), std::nullopt);
   EXPECT_EQ(BucketableValue(1e300), std::nullopt);
+  EXPECT_EQ(BucketableValue(9223372036854775808.0), std::nullopt);  // 2^63: no int64
   EXPECT_EQ(BucketableValue(std::numeric_limits<double>::infinity()), std::nullopt);
   EXPECT_EQ(BucketableValue(std::numeric_limits<double>::quiet_NaN()), std::nullopt);
 }

@@ -67,6 +67,8 @@ INSTANTIATE_TEST_SUITE_P(
         OpCase{"FloatEqualsInt", "2.0", "in", "[2]", true},
         OpCase{"NumberDifferent", "1", "in", "[1.5]", false},
         OpCase{"NegativeZero", "-0", "in", "[0]", true},
+        // Numbers are doubles (Go's float64, JavaScript): 2^53 + 1 rounds to 2^53.
+        OpCase{"BigIntegersCompareAsDoubles", "9007199254740993", "in", "[9007199254740992]", true},
         OpCase{"NumberIsNotString", "1", "in", R"(["1"])", false},
         OpCase{"StringIsNotNumber", R"("1")", "in", "[1]", false},
         OpCase{"BoolEqual", "true", "in", "[true]", true},
@@ -109,6 +111,11 @@ INSTANTIATE_TEST_SUITE_P(
 INSTANTIATE_TEST_SUITE_P(
     Matches, Operator,
     ::testing::Values(OpCase{"Unanchored", R"("hello world")", "matches", R"(["wor"])", true},
+                      // Code points, not bytes; ^ and $ at the ends of the text; . not newline.
+                      OpCase{"DotIsACodePoint", R"("Köln")", "matches", R"(["^.{4}$"])", true},
+                      OpCase{"CaretOnlyAtStart", R"("a\nb")", "matches", R"(["^b"])", false},
+                      OpCase{"DollarOnlyAtEnd", R"("a\n")", "matches", R"(["^$"])", false},
+                      OpCase{"DotSkipsNewline", R"("a\nb")", "matches", R"(["a.b"])", false},
                       OpCase{"Anchored", R"("hello")", "matches", R"(["^h.*o$"])", true},
                       OpCase{"AnchorFails", R"("hello")", "matches", R"(["^e"])", false},
                       OpCase{"EscapedDot", R"("a.b")", "matches", R"(["a\\.b"])", true},

@@ -13,8 +13,8 @@ namespace {
 // 15 hex digits = 60 bits; LaunchDarkly divides by this maximum, not by 2^60.
 constexpr double kLongScale = static_cast<double>(0xFFFFFFFFFFFFFFFULL);
 
-// Integers beyond 2^53 cannot be told apart as doubles; other SDKs cap there too.
-constexpr double kMaxExactInteger = 9007199254740992.0;
+// Integral doubles are bucketed by their decimal text while they fit an int64 (Go's IntValue).
+constexpr double kMaxBucketableInteger = 9223372036854775808.0;  // 2^63
 
 }  // namespace
 
@@ -24,11 +24,10 @@ double BucketValue(std::string_view flag_or_segment_key, std::string_view salt,
   char seed_text[24];
   std::string_view first = flag_or_segment_key;
   if (seed.has_value()) {
-    first = std::string_view(seed_text, static_cast<std::size_t>(
-                                            std::to_chars(seed_text, seed_text + sizeof seed_text,
-                                                          *seed)
-                                                .ptr -
-                                            seed_text));
+    first = std::string_view(
+        seed_text,
+        static_cast<std::size_t>(std::to_chars(seed_text, seed_text + sizeof seed_text, *seed).ptr -
+                                 seed_text));
   }
   const std::size_t size =
       first.size() + 1 + (seed.has_value() ? 0 : salt.size() + 1) + bucket_by_value.size();
@@ -57,7 +56,8 @@ double BucketValue(std::string_view flag_or_segment_key, std::string_view salt,
 std::optional<std::string> BucketableValue(std::string_view value) { return std::string(value); }
 
 std::optional<std::string> BucketableValue(double value) {
-  if (!std::isfinite(value) || std::trunc(value) != value || std::fabs(value) > kMaxExactInteger) {
+  if (!std::isfinite(value) || std::trunc(value) != value ||
+      std::fabs(value) >= kMaxBucketableInteger) {
     return std::nullopt;
   }
   return std::to_string(static_cast<std::int64_t>(value));

@@ -96,9 +96,11 @@ bool MatchOne(Op op, const json::value& actual, const ClauseValue& expected) {
              Str(actual).find(Str(expected.json)) != std::string_view::npos;
     case Op::kMatches: {
       if (!IsString(actual) || !expected.regex) return false;
-      const std::string_view text = Str(actual);
+      const std::wstring text = Utf8ToWide(Str(actual));
       try {
-        return boost::regex_search(text.begin(), text.end(), *expected.regex);
+        // JavaScript and RE2 defaults: `^`/`$` only at the ends of the text, `.` not newline.
+        return boost::regex_search(text.begin(), text.end(), *expected.regex,
+                                   boost::match_single_line | boost::match_not_dot_newline);
       } catch (const std::exception&) {
         return false;  // too complex for the matcher's bounds: no match rather than a hang
       }
@@ -227,12 +229,8 @@ Bucket ComputeBucket(const Scope& scope, bool experiment, std::optional<std::int
   std::optional<std::string> text;
   if (value->is_string()) {
     text = BucketableValue(Str(*value));
-  } else if (value->is_int64()) {
-    text = std::to_string(value->get_int64());
-  } else if (value->is_uint64()) {
-    text = BucketableValue(static_cast<double>(value->get_uint64()));
-  } else if (value->is_double()) {
-    text = BucketableValue(value->get_double());
+  } else if (value->is_number()) {
+    text = BucketableValue(value->to_number<double>());  // numbers are doubles, as in Go and JS
   }
   if (!text) return {0, BucketProblem::kNotBucketable};
   if (!experiment && scope.context.secondary) {

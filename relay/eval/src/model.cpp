@@ -183,8 +183,8 @@ ClauseValue CompileClauseValue(const json::value& json, Op op) {
     case Op::kMatches:
       if (json.is_string()) {
         try {
-          value.regex = std::make_shared<const boost::regex>(std::string(json.get_string()),
-                                                             boost::regex_constants::ECMAScript);
+          value.regex = std::make_shared<const boost::wregex>(Utf8ToWide(json.get_string()),
+                                                              boost::regex_constants::ECMAScript);
         } catch (const std::exception&) {
           value.regex = nullptr;  // not a valid pattern: never matches
         }
@@ -335,18 +335,49 @@ void AppendJsonValue(std::string& out, const json::value& value) {
 }
 
 bool ScalarEqual(const json::value& a, const json::value& b) {
-  if (a.is_number() && b.is_number()) {
-    if (a.is_double() || b.is_double()) return a.to_number<double>() == b.to_number<double>();
-    if (a.is_int64() && b.is_int64()) return a.get_int64() == b.get_int64();
-    if (a.is_uint64() && b.is_uint64()) return a.get_uint64() == b.get_uint64();
-    // One int64, one uint64: equal only when both are non-negative and the same.
-    const json::value& s = a.is_int64() ? a : b;
-    const json::value& u = a.is_int64() ? b : a;
-    return s.get_int64() >= 0 && static_cast<std::uint64_t>(s.get_int64()) == u.get_uint64();
-  }
+  // Numbers are doubles, as in Go's ldvalue and in JavaScript: 2^53 + 1 equals 2^53.
+  if (a.is_number() && b.is_number()) return a.to_number<double>() == b.to_number<double>();
   if (a.is_string() && b.is_string()) return a.get_string() == b.get_string();
   if (a.is_bool() && b.is_bool()) return a.get_bool() == b.get_bool();
   return false;  // objects, arrays and null never compare equal (Go's ClauseFindValue)
+}
+
+std::wstring Utf8ToWide(std::string_view text) {
+  static_assert(sizeof(wchar_t) == 4, "code points must fit in wchar_t");
+  std::wstring out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size();) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    std::size_t length = 0;
+    char32_t code = 0;
+    if (lead < 0x80) {
+      length = 1;
+      code = lead;
+    } else if ((lead >> 5) == 0x6) {
+      length = 2;
+      code = lead & 0x1F;
+    } else if ((lead >> 4) == 0xE) {
+      length = 3;
+      code = lead & 0x0F;
+    } else if ((lead >> 3) == 0x1E) {
+      length = 4;
+      code = lead & 0x07;
+    }
+    bool valid = length != 0 && i + length <= text.size();
+    for (std::size_t k = 1; valid && k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      valid = (next & 0xC0) == 0x80;
+      code = (code << 6) | (next & 0x3F);
+    }
+    if (!valid) {
+      out.push_back(L'\uFFFD');
+      ++i;
+      continue;
+    }
+    out.push_back(static_cast<wchar_t>(code));
+    i += length;
+  }
+  return out;
 }
 
 json::value ParseJson(std::string_view text, boost::system::error_code& ec) {

@@ -78,9 +78,11 @@ enum class Op {
 
 struct ClauseValue {
   boost::json::value json;
-  std::optional<double> time_ms;              // before/after
-  std::optional<SemVer> version;              // semVer*
-  std::shared_ptr<const boost::regex> regex;  // matches; null when not a valid pattern
+  std::optional<double> time_ms;  // before/after
+  std::optional<SemVer> version;  // semVer*
+  // matches: over code points, not bytes (as Go's RE2 and, for the BMP, JavaScript); null when
+  // not a valid pattern.
+  std::shared_ptr<const boost::wregex> regex;
 };
 
 struct Clause {
@@ -209,5 +211,7 @@ bool ScalarEqual(const boost::json::value& a, const boost::json::value& b);
 /// Nesting allowed in flags and contexts: what the protocol layer accepts for items.
 inline constexpr std::size_t kMaxJsonDepth = 64;
 boost::json::value ParseJson(std::string_view text, boost::system::error_code& ec);
+/// UTF-8 as code points (wchar_t is 32 bits here); invalid sequences become U+FFFD.
+std::wstring Utf8ToWide(std::string_view text);
 
 }  // namespace flagrelay::eval

@@ -65,7 +65,7 @@ __attribute__((target("sha,sse4.1"))) __m128i Rounds(__m128i abcd, __m128i e) {
 }
 
 __attribute__((target("sha,sse4.1"))) void CompressShaNi(std::array<std::uint32_t, 5>& state,
-                                                        const std::uint8_t* block) {
+                                                         const std::uint8_t* block) {
   const __m128i byte_swap = _mm_set_epi64x(0x0001020304050607LL, 0x08090a0b0c0d0e0fLL);
   const __m128i abcd_start =
       _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(state.data())), 0x1B);
@@ -73,8 +73,8 @@ __attribute__((target("sha,sse4.1"))) void CompressShaNi(std::array<std::uint32_
 
   __m128i message[20];
   for (int i = 0; i < 4; ++i) {
-    message[i] = _mm_shuffle_epi8(
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 16 * i)), byte_swap);
+    message[i] = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 16 * i)),
+                                  byte_swap);
   }
   for (int g = 4; g < 20; ++g) {
     message[g] = _mm_sha1msg2_epu32(
@@ -84,8 +84,8 @@ __attribute__((target("sha,sse4.1"))) void CompressShaNi(std::array<std::uint32_
   __m128i abcd = abcd_start;
   __m128i previous = abcd_start;
   for (int g = 0; g < 20; ++g) {
-    const __m128i e = g == 0 ? _mm_add_epi32(e_start, message[0])
-                             : _mm_sha1nexte_epu32(previous, message[g]);
+    const __m128i e =
+        g == 0 ? _mm_add_epi32(e_start, message[0]) : _mm_sha1nexte_epu32(previous, message[g]);
     previous = abcd;
     switch (g / 5) {
       case 0:

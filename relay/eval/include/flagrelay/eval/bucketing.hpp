@@ -16,7 +16,8 @@ double BucketValue(std::string_view flag_or_segment_key, std::string_view salt,
 std::optional<std::string> BucketableValue(std::string_view value);
 
 // The string form of a numeric attribute: its decimal text if integral, else nullopt
-// (fractional, non-finite and out-of-range numbers are not bucketable).
+// (fractional and non-finite numbers, and integers beyond int64, are not bucketable). Callers pass
+// JSON numbers as doubles, as Go and JavaScript hold them.
 std::optional<std::string> BucketableValue(double value);
 
 }  // namespace flagrelay::eval

@@ -15,6 +15,7 @@
 import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { createRequire } from 'node:module';
+import { stateToEvalx } from '../../tests/node/eval/oracle.mjs';
 
 const require = createRequire(import.meta.url);
 const { init, integrations } = require('../../tests/node/node_modules/@launchdarkly/node-server-sdk');
@@ -58,22 +59,8 @@ await client.waitForInitialization({ timeout: 10 });
 
 const options = { withReasons: true, clientSideOnly: true };
 
-// evalx shape ({key: {value, variation, version, trackEvents?, trackReason?, reason?, ...}}), keys
-// sorted, as tests/node/eval/oracle.mjs converts allFlagsState.
-function evalx(json) {
-  const out = {};
-  for (const key of Object.keys(json.$flagsState).sort()) {
-    const meta = json.$flagsState[key];
-    const e = { value: json[key] === undefined ? null : json[key], variation: meta.variation ?? null, version: meta.version };
-    if (meta.trackEvents) e.trackEvents = true;
-    if (meta.trackReason) e.trackReason = true;
-    if (meta.reason) e.reason = meta.reason;
-    if (meta.debugEventsUntilDate) e.debugEventsUntilDate = meta.debugEventsUntilDate;
-    if (meta.prerequisites?.length) e.prerequisites = meta.prerequisites;
-    out[key] = e;
-  }
-  return out;
-}
+// evalx shape, keys sorted, as the differential test converts allFlagsState.
+const evalx = (json) => stateToEvalx(json);
 
 const lines = [];
 const bytes = [];

@@ -23,37 +23,13 @@
 // Node SDK must agree on every result; bench/eval/run.sh checks that they do.
 import fs from 'node:fs';
 import path from 'node:path';
+import { makeRng } from '../../tests/node/support/corpus.mjs';
 
 function arg(name, fallback) {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
 }
 
-/** mulberry32: small, fast, deterministic 32-bit PRNG. */
-function makeRng(seed) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    next,
-    int: (n) => Math.floor(next() * n),
-    range: (lo, hi) => lo + Math.floor(next() * (hi - lo + 1)),
-    chance: (p) => next() < p,
-    pick: (arr) => arr[Math.floor(next() * arr.length)],
-    sample: (arr, k) => {
-      const copy = [...arr];
-      const out = [];
-      while (out.length < k && copy.length) out.push(copy.splice(Math.floor(next() * copy.length), 1)[0]);
-      return out;
-    },
-    hex: (n) => Array.from({ length: n }, () => Math.floor(next() * 16).toString(16)).join(''),
-  };
-}
 
 export function generate({ seed = 4, flagCount = 200, contextCount = 100, rollouts = true } = {}) {
   const rng = makeRng(seed);

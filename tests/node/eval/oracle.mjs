@@ -46,10 +46,18 @@ export async function startSdk(upstreamUrl, sdkKey, logger) {
 export async function sdkEvalx(client, context, { clientSideOnly = false, withReasons = true, filter = null } = {}) {
   const state = await client.allFlagsState(context, { withReasons, clientSideOnly });
   if (!state.valid) throw new Error(`SDK: invalid allFlagsState for context ${JSON.stringify(context)}`);
-  const json = state.toJSON();
+  return stateToEvalx(state.toJSON(), filter);
+}
+
+/**
+ * allFlagsState's JSON (values at the top, metadata under `$flagsState`) in the relay's evalx
+ * shape, keys sorted; `filter(key)` may leave flags out.
+ */
+export function stateToEvalx(json, filter = null) {
   const out = {};
-  for (const [key, meta] of Object.entries(json.$flagsState)) {
+  for (const key of Object.keys(json.$flagsState).sort()) {
     if (filter && !filter(key)) continue;
+    const meta = json.$flagsState[key];
     const e = { value: json[key] === undefined ? null : json[key], variation: meta.variation ?? null, version: meta.version };
     if (meta.trackEvents) e.trackEvents = true;
     if (meta.trackReason) e.trackReason = true;

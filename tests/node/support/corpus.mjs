@@ -82,6 +82,7 @@ export function makeRng(seed) {
       while (out.length < k && copy.length) out.push(copy.splice(Math.floor(next() * copy.length), 1)[0]);
       return out;
     },
+    hex: (n) => Array.from({ length: n }, () => Math.floor(next() * 16).toString(16)).join(''),
   };
   return rng;
 }

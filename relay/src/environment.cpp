@@ -412,10 +412,19 @@ bool Environment::has_live_data() const {
 std::shared_ptr<const eval::FlagData> Environment::EvalData() const {
   const protocol::SnapshotPtr snap = current_.load();
   if (!snap) return nullptr;
+  // Built lazily by the first evaluation after a change (only changed items are compiled), so
+  // environments without client-side SDKs never pay for it.
   std::lock_guard lock(eval_mutex_);
   if (!eval_data_ || eval_data_version_ != snap->data_version()) {
+    const std::size_t unparsable_before = eval_data_ ? eval_data_->unparsable_count() : 0;
     eval_data_ = eval::FlagData::Build(snap->flags(), snap->segments(), eval_data_.get());
     eval_data_version_ = snap->data_version();
+    if (eval_data_->unparsable_count() > unparsable_before) {
+      LogWarn("env " + config_.name,
+              std::to_string(eval_data_->unparsable_count()) +
+                  " flag(s) or segment(s) do not fit the LaunchDarkly schema; client-side "
+                  "evaluations of the flags concerned return ERROR/MALFORMED_FLAG");
+    }
   }
   return eval_data_;
 }

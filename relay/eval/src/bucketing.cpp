@@ -20,34 +20,17 @@ constexpr double kMaxBucketableInteger = 9223372036854775808.0;  // 2^63
 
 double BucketValue(std::string_view flag_or_segment_key, std::string_view salt,
                    std::string_view bucket_by_value, std::optional<std::int64_t> seed) {
-  // "<key>.<salt>.<value>" or "<seed>.<value>", built without allocating in the common case.
-  char seed_text[24];
-  std::string_view first = flag_or_segment_key;
+  // SHA-1 of "<key>.<salt>.<value>", or "<seed>.<value>" with a seed.
+  std::array<std::uint8_t, 20> digest;
   if (seed.has_value()) {
-    first = std::string_view(
-        seed_text,
-        static_cast<std::size_t>(std::to_chars(seed_text, seed_text + sizeof seed_text, *seed).ptr -
-                                 seed_text));
+    char text[24];
+    const std::string_view seed_text(
+        text, static_cast<std::size_t>(std::to_chars(text, text + sizeof text, *seed).ptr - text));
+    digest = Sha1({seed_text, ".", bucket_by_value});
+  } else {
+    digest = Sha1({flag_or_segment_key, ".", salt, ".", bucket_by_value});
   }
-  const std::size_t size =
-      first.size() + 1 + (seed.has_value() ? 0 : salt.size() + 1) + bucket_by_value.size();
-  char stack[256];
-  std::string heap;
-  char* input = stack;
-  if (size > sizeof stack) {
-    heap.resize(size);
-    input = heap.data();
-  }
-  char* out = std::copy(first.begin(), first.end(), input);
-  *out++ = '.';
-  if (!seed.has_value()) {
-    out = std::copy(salt.begin(), salt.end(), out);
-    *out++ = '.';
-  }
-  std::copy(bucket_by_value.begin(), bucket_by_value.end(), out);
-
   // The first 15 hex digits of the digest are its first 60 bits.
-  const std::array<std::uint8_t, 20> digest = Sha1(std::string_view(input, size));
   std::uint64_t prefix = 0;
   for (std::size_t i = 0; i < 8; ++i) prefix = (prefix << 8) | digest[i];
   return static_cast<double>(prefix >> 4) / kLongScale;

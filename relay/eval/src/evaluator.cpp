@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <deque>
 
 #include "flagrelay/eval/bucketing.hpp"
 #include "flagrelay/eval/timestamp.hpp"
@@ -20,7 +21,6 @@ struct Reason {
   explicit Reason(Kind k = kOff) : kind(k) {}
   Kind kind;
   std::size_t rule_index = 0;
-  std::string_view rule_id;
   std::string_view prerequisite_key;
   bool in_experiment = false;
 };
@@ -32,17 +32,6 @@ struct Detail {
 
 Detail ErrorDetail() { return Detail{-1, Reason{Reason::kError}}; }
 
-// What one top-level evaluation accumulates: the stacks for cycle detection, the prerequisites to
-// report, and whether a big segment was consulted.
-struct Scope {
-  const FlagData::Impl& data;
-  const Context::Impl& context;
-  std::vector<std::string_view> prerequisite_chain;
-  std::vector<std::string_view> segment_chain;
-  std::vector<std::string_view> prerequisites;  // direct prerequisites of the top-level flag
-  bool big_segments_not_configured = false;
-};
-
 // Errors that abort a whole evaluation (and any flag that has it as a prerequisite), as opposed
 // to errors in a flag's own result (bad variation index), which only make that result an error.
 struct Abort {};
@@ -50,8 +39,10 @@ struct Abort {};
 const json::value kTrue(true);
 const json::value kFalse(false);
 
+using Single = Context::Impl::Single;
+
 // The value of `ref` in one individual context; null when absent.
-const json::value* Lookup(const Context::Impl::Single& single, const Ref& ref) {
+const json::value* Lookup(const Single& single, const Ref& ref) {
   switch (ref.special) {
     case Ref::Special::kKind:
       return &single.kind_value;
@@ -65,10 +56,9 @@ const json::value* Lookup(const Context::Impl::Single& single, const Ref& ref) {
     case Ref::Special::kNone:
       break;
   }
-  const std::vector<std::string>& path = ref.path;
   const json::object* object = single.attributes;
   const json::value* value = nullptr;
-  for (const std::string& component : path) {
+  for (const std::string& component : ref.path) {
     if (object == nullptr) return nullptr;
     value = object->if_contains(component);
     if (value == nullptr) return nullptr;
@@ -77,78 +67,273 @@ const json::value* Lookup(const Context::Impl::Single& single, const Ref& ref) {
   return value != nullptr && value->is_null() ? nullptr : value;
 }
 
-bool IsString(const json::value& v) { return v.is_string(); }
-
 std::string_view Str(const json::value& v) { return v.get_string(); }
 
-bool MatchOne(Op op, const json::value& actual, const ClauseValue& expected) {
-  switch (op) {
-    case Op::kIn:
-      return ScalarEqual(actual, expected.json);
-    case Op::kEndsWith:
-      return IsString(actual) && IsString(expected.json) &&
-             Str(actual).ends_with(Str(expected.json));
-    case Op::kStartsWith:
-      return IsString(actual) && IsString(expected.json) &&
-             Str(actual).starts_with(Str(expected.json));
-    case Op::kContains:
-      return IsString(actual) && IsString(expected.json) &&
-             Str(actual).find(Str(expected.json)) != std::string_view::npos;
-    case Op::kMatches: {
-      if (!IsString(actual) || !expected.regex) return false;
-      const std::wstring text = Utf8ToWide(Str(actual));
+// One evaluation: a context against one FlagData, for any number of flags. It resolves what the
+// flags ask of the context (the individual context of a kind, an attribute's value, a date or
+// version parsed from it, a segment's verdict) at most once, by the numbers in Symbols; flags
+// mostly ask the same few things, so per clause this is an array lookup.
+class Session {
+ public:
+  Session(const FlagData::Impl& flag_data, const Context::Impl& evaluated)
+      : data(flag_data),
+        context(evaluated),
+        kinds_(flag_data.symbols->kind_count()),
+        attributes_(flag_data.symbols->attributes().size()),
+        segment_results_(flag_data.segments.size(), 0),
+        clause_results_(flag_data.symbols->clause_count(), 0) {
+    for (const Single& single : evaluated.contexts) {
+      if (auto kind = flag_data.symbols->FindKind(single.kind))
+        kinds_[*kind] = KindState{&single, KeyHash(single.key)};
+    }
+  }
+
+  const FlagData::Impl& data;
+  const Context::Impl& context;
+
+  // What one top-level flag evaluation accumulates: the stacks for cycle detection, the
+  // prerequisites to report, and whether a big segment was consulted.
+  std::vector<std::string_view> prerequisite_chain;
+  std::vector<std::string_view> segment_chain;
+  std::vector<std::string_view> prerequisites;  // direct prerequisites of the top-level flag
+  bool big_segments_not_configured = false;
+
+  void StartFlag() {
+    prerequisite_chain.clear();
+    segment_chain.clear();
+    prerequisites.clear();
+    big_segments_not_configured = false;
+  }
+
+  // The individual context of a kind; null when the context has none.
+  [[nodiscard]] const Single* Of(std::uint32_t kind) const { return kinds_[kind].single; }
+
+  // Whether the key of the individual context of `kind` is in `keys`.
+  [[nodiscard]] bool KeyIn(std::uint32_t kind, const KeyList& keys) const {
+    const KindState& state = kinds_[kind];
+    return state.single != nullptr && keys.Contains(state.single->key, state.key_hash);
+  }
+
+  // An attribute's value; null when absent (or the context lacks the kind).
+  const json::value* Value(std::uint32_t attribute) {
+    AttributeState& state = attributes_[attribute];
+    if (!state.resolved) {
+      const Symbols::Attribute& symbol = data.symbols->attributes()[attribute];
+      const Single* single = Of(symbol.kind);
+      state.value = single != nullptr ? Lookup(*single, symbol.ref) : nullptr;
+      state.resolved = true;
+    }
+    return state.value;
+  }
+
+  // KeyHash of an attribute's value, which is a string.
+  std::uint64_t Hash(std::uint32_t attribute) {
+    AttributeState& state = attributes_[attribute];
+    if (!state.hashed) {
+      state.hash = KeyHash(Str(*Value(attribute)));
+      state.hashed = true;
+    }
+    return state.hash;
+  }
+
+  // An attribute's value parsed as a date, a semantic version, or code points (it is Value()'s
+  // and not an array).
+  const std::optional<double>& Time(std::uint32_t attribute) {
+    Parsed& parsed = ParsedOf(attribute);
+    if (!parsed.has_time) {
+      const json::value& value = *Value(attribute);
+      if (value.is_string()) parsed.time = ParseTimestamp(Str(value));
+      if (value.is_number()) parsed.time = ParseTimestamp(value.to_number<double>());
+      parsed.has_time = true;
+    }
+    return parsed.time;
+  }
+  const std::optional<SemVer>& Version(std::uint32_t attribute) {
+    Parsed& parsed = ParsedOf(attribute);
+    if (!parsed.has_version) {
+      const json::value& value = *Value(attribute);
+      if (value.is_string()) parsed.version = ParseSemVer(Str(value));
+      parsed.has_version = true;
+    }
+    return parsed.version;
+  }
+  const std::wstring& Wide(std::uint32_t attribute) {
+    Parsed& parsed = ParsedOf(attribute);
+    if (!parsed.has_wide) {
+      parsed.wide = Utf8ToWide(Str(*Value(attribute)));
+      parsed.has_wide = true;
+    }
+    return parsed.wide;
+  }
+
+  // The result of a clause with an id if it is known.
+  [[nodiscard]] std::optional<bool> KnownClause(std::uint32_t id) const {
+    if (id == kNoSymbol || clause_results_[id] == 0) return std::nullopt;
+    return clause_results_[id] == 2;
+  }
+
+  // The result of a clause with an id (Symbols::ClauseId), computed once.
+  template <class Compute>
+  bool ClauseResult(std::uint32_t id, Compute&& compute) {
+    std::uint8_t& result = clause_results_[id];
+    if (result == 0) result = compute() ? 2 : 1;
+    return result == 2;
+  }
+
+  // A segment's verdict for evaluations not nested in another segment (those depend on the
+  // chain they are reached through, for cycle detection): computed once, then replayed,
+  // including whether it aborts and whether it consulted a big segment.
+  template <class Compute>
+  bool SegmentVerdict(std::uint32_t index, Compute&& compute) {
+    enum : std::uint8_t { kKnown = 1, kMatch = 2, kAborts = 4, kBigSegment = 8 };
+    if (segment_results_[index] == 0) {
+      const bool big_before = big_segments_not_configured;
+      big_segments_not_configured = false;
+      std::uint8_t verdict = kKnown;
       try {
-        // JavaScript and RE2 defaults: `^`/`$` only at the ends of the text, `.` not newline.
-        return boost::regex_search(text.begin(), text.end(), *expected.regex,
-                                   boost::match_single_line | boost::match_not_dot_newline);
-      } catch (const std::exception&) {
-        return false;  // too complex for the matcher's bounds: no match rather than a hang
+        if (compute()) verdict |= kMatch;
+      } catch (const Abort&) {
+        verdict |= kAborts;
       }
+      if (big_segments_not_configured) verdict |= kBigSegment;
+      big_segments_not_configured = big_before;
+      segment_results_[index] = verdict;
     }
-    case Op::kLessThan:
-    case Op::kLessThanOrEqual:
-    case Op::kGreaterThan:
-    case Op::kGreaterThanOrEqual: {
-      if (!actual.is_number() || !expected.json.is_number()) return false;
-      const double a = actual.to_number<double>();
-      const double b = expected.json.to_number<double>();
-      if (op == Op::kLessThan) return a < b;
-      if (op == Op::kLessThanOrEqual) return a <= b;
-      if (op == Op::kGreaterThan) return a > b;
-      return a >= b;
+    const std::uint8_t verdict = segment_results_[index];
+    if ((verdict & kBigSegment) != 0) big_segments_not_configured = true;
+    if ((verdict & kAborts) != 0) throw Abort{};
+    return (verdict & kMatch) != 0;
+  }
+
+ private:
+  struct KindState {
+    const Single* single = nullptr;
+    std::uint64_t key_hash = 0;
+  };
+  struct Parsed {
+    bool has_time = false;
+    bool has_version = false;
+    bool has_wide = false;
+    std::optional<double> time;
+    std::optional<SemVer> version;
+    std::wstring wide;
+  };
+  struct AttributeState {
+    const json::value* value = nullptr;
+    std::uint64_t hash = 0;
+    std::uint32_t parsed = kNoSymbol;  // index in parsed_
+    bool resolved = false;
+    bool hashed = false;
+  };
+
+  Parsed& ParsedOf(std::uint32_t attribute) {
+    AttributeState& state = attributes_[attribute];
+    if (state.parsed == kNoSymbol) {
+      state.parsed = static_cast<std::uint32_t>(parsed_.size());
+      parsed_.emplace_back();
     }
-    case Op::kBefore:
-    case Op::kAfter:
-    case Op::kSemVerEqual:
-    case Op::kSemVerLessThan:
-    case Op::kSemVerGreaterThan:  // MatchAny handles these, parsing the context's value once
-    case Op::kSegmentMatch:
-    case Op::kUnknown:
+    return parsed_[state.parsed];
+  }
+
+  std::vector<KindState> kinds_;               // by kind number
+  std::vector<AttributeState> attributes_;     // by attribute number
+  std::deque<Parsed> parsed_;                  // stable addresses as it grows
+  std::vector<std::uint8_t> segment_results_;  // by index in data.segments
+  std::vector<std::uint8_t> clause_results_;   // by clause id: 0 not yet, 1 false, 2 true
+};
+
+bool InSetContains(Session& session, const InSet& set, const json::value& actual,
+                   std::uint32_t attribute) {
+  switch (actual.kind()) {
+    case json::kind::string: {
+      const std::uint64_t hash =
+          attribute == kNoSymbol ? KeyHash(Str(actual)) : session.Hash(attribute);
+      return set.strings.Contains(Str(actual), hash);
+    }
+    case json::kind::int64:
+    case json::kind::uint64:
+    case json::kind::double_:
+      // Numbers are doubles, as in Go's ldvalue and in JavaScript: 2^53 + 1 equals 2^53.
+      return std::find(set.numbers.begin(), set.numbers.end(), actual.to_number<double>()) !=
+             set.numbers.end();
+    case json::kind::bool_:
+      return actual.get_bool() ? set.has_true : set.has_false;
+    default:
       return false;
   }
-  return false;
 }
 
-bool MatchAny(const Clause& clause, const json::value& actual) {
+bool RegexMatches(const std::wstring& text, const boost::wregex& regex) {
+  try {
+    // JavaScript and RE2 defaults: `^`/`$` only at the ends of the text, `.` not newline.
+    return boost::regex_search(text.begin(), text.end(), regex,
+                               boost::match_single_line | boost::match_not_dot_newline);
+  } catch (const std::exception&) {
+    return false;  // too complex for the matcher's bounds: no match rather than a hang
+  }
+}
+
+// Whether `actual` matches any of the clause's values. `attribute` is the attribute number when
+// `actual` is that attribute's value (so the session can keep what it derives from it), and
+// kNoSymbol for an element of an array value or a kind.
+bool MatchAny(Session& session, const Clause& clause, const json::value& actual,
+              std::uint32_t attribute) {
   const auto& values = clause.values;
+  const auto strings = [&](auto&& test) {
+    if (!actual.is_string()) return false;
+    const std::string_view text = Str(actual);
+    return std::any_of(values.begin(), values.end(), [&](const ClauseValue& value) {
+      return value.json.is_string() && test(text, Str(value.json));
+    });
+  };
+  const auto numbers = [&](auto&& test) {
+    if (!actual.is_number()) return false;
+    const double number = actual.to_number<double>();
+    return std::any_of(values.begin(), values.end(), [&](const ClauseValue& value) {
+      return test(number, value.number);  // false for NaN, a value that is not a number
+    });
+  };
   switch (clause.op) {
+    case Op::kIn:
+      return InSetContains(session, *clause.in_set, actual, attribute);
+    case Op::kEndsWith:
+      return strings([](std::string_view a, std::string_view b) { return a.ends_with(b); });
+    case Op::kStartsWith:
+      return strings([](std::string_view a, std::string_view b) { return a.starts_with(b); });
+    case Op::kContains:
+      return strings([](std::string_view a, std::string_view b) {
+        return a.find(b) != std::string_view::npos;
+      });
+    case Op::kLessThan:
+      return numbers([](double a, double b) { return a < b; });
+    case Op::kLessThanOrEqual:
+      return numbers([](double a, double b) { return a <= b; });
+    case Op::kGreaterThan:
+      return numbers([](double a, double b) { return a > b; });
+    case Op::kGreaterThanOrEqual:
+      return numbers([](double a, double b) { return a >= b; });
     case Op::kBefore:
     case Op::kAfter: {
-      // Parse the context's value once, not once per clause value.
-      std::optional<double> time;
-      if (actual.is_string()) time = ParseTimestamp(Str(actual));
-      if (actual.is_number()) time = ParseTimestamp(actual.to_number<double>());
+      std::optional<double> parsed;
+      if (attribute == kNoSymbol) {
+        if (actual.is_string()) parsed = ParseTimestamp(Str(actual));
+        if (actual.is_number()) parsed = ParseTimestamp(actual.to_number<double>());
+      }
+      const std::optional<double>& time = attribute == kNoSymbol ? parsed : session.Time(attribute);
       if (!time) return false;
       return std::any_of(values.begin(), values.end(), [&](const ClauseValue& value) {
-        if (!value.time_ms) return false;
-        return clause.op == Op::kBefore ? *time < *value.time_ms : *time > *value.time_ms;
+        // A NaN (not a time) compares false either way.
+        return clause.op == Op::kBefore ? *time < value.number : *time > value.number;
       });
     }
     case Op::kSemVerEqual:
     case Op::kSemVerLessThan:
     case Op::kSemVerGreaterThan: {
       if (!actual.is_string()) return false;
-      const std::optional<SemVer> version = ParseSemVer(Str(actual));
+      std::optional<SemVer> parsed;
+      if (attribute == kNoSymbol) parsed = ParseSemVer(Str(actual));
+      const std::optional<SemVer>& version =
+          attribute == kNoSymbol ? parsed : session.Version(attribute);
       if (!version) return false;
       return std::any_of(values.begin(), values.end(), [&](const ClauseValue& value) {
         if (!value.version) return false;
@@ -157,52 +342,80 @@ bool MatchAny(const Clause& clause, const json::value& actual) {
         return clause.op == Op::kSemVerLessThan ? order < 0 : order > 0;
       });
     }
-    default:
+    case Op::kMatches: {
+      if (!actual.is_string()) return false;
+      std::wstring converted;
+      if (attribute == kNoSymbol) converted = Utf8ToWide(Str(actual));
+      const std::wstring& text = attribute == kNoSymbol ? converted : session.Wide(attribute);
       return std::any_of(values.begin(), values.end(), [&](const ClauseValue& value) {
-        return MatchOne(clause.op, actual, value);
+        return value.regex != nullptr && RegexMatches(text, *value.regex);
       });
+    }
+    case Op::kSegmentMatch:  // ClauseMatches handles these
+    case Op::kUnknown:
+      return false;
   }
+  return false;
 }
 
-bool SegmentContains(Scope& scope, const Segment& segment);
+bool SegmentContains(Session& session, const Segment& segment);
+bool ClauseComputes(Session& session, const Clause& clause);
 
-bool ClauseMatches(Scope& scope, const Clause& clause) {
+bool SegmentMatches(Session& session, std::uint32_t segment_key) {
+  const std::uint32_t index = session.data.segment_index[segment_key];
+  if (index == kNoSymbol) return false;
+  const Segment& segment = *session.data.segments[index];
+  if (!session.segment_chain.empty()) return SegmentContains(session, segment);
+  return session.SegmentVerdict(index, [&] { return SegmentContains(session, segment); });
+}
+
+bool ClauseMatches(Session& session, const Clause& clause) {
   if (clause.op == Op::kSegmentMatch) {
     for (const ClauseValue& value : clause.values) {
-      if (!value.json.is_string()) continue;
-      const Segment* segment = scope.data.FindSegment(Str(value.json));
-      if (segment != nullptr && SegmentContains(scope, *segment)) return !clause.negate;
+      if (value.segment != kNoSymbol && SegmentMatches(session, value.segment))
+        return !clause.negate;
     }
     return clause.negate;
   }
-  if (!clause.attribute.defined || !clause.attribute.valid) throw Abort{};
-  if (clause.attribute.is_kind) {
+  if (clause.bad_attribute) throw Abort{};
+  if (clause.id != kNoSymbol)
+    return session.ClauseResult(clause.id, [&] { return ClauseComputes(session, clause); });
+  return ClauseComputes(session, clause);
+}
+
+// A clause other than segmentMatch, with a usable attribute.
+bool ClauseComputes(Session& session, const Clause& clause) {
+  if (clause.is_kind) {
     bool match = false;
-    for (const auto& single : scope.context.contexts) {
-      if (MatchAny(clause, single.kind_value)) {
+    for (const Single& single : session.context.contexts) {
+      if (MatchAny(session, clause, single.kind_value, kNoSymbol)) {
         match = true;
         break;
       }
     }
     return match != clause.negate;
   }
-  const Context::Impl::Single* single = scope.context.Find(clause.context_kind);
-  if (single == nullptr) return false;
-  const json::value* actual = Lookup(*single, clause.attribute);
+  const json::value* actual = session.Value(clause.attribute);
   if (actual == nullptr) return false;  // a missing attribute is a non-match, even negated
   bool match = false;
   if (const json::array* elements = actual->if_array()) {
-    match = std::any_of(elements->begin(), elements->end(),
-                        [&](const json::value& element) { return MatchAny(clause, element); });
+    match = std::any_of(elements->begin(), elements->end(), [&](const json::value& element) {
+      return MatchAny(session, clause, element, kNoSymbol);
+    });
   } else {
-    match = MatchAny(clause, *actual);
+    match = MatchAny(session, clause, *actual, clause.attribute);
   }
   return match != clause.negate;
 }
 
-bool ClausesMatch(Scope& scope, const std::vector<Clause>& clauses) {
-  return std::all_of(clauses.begin(), clauses.end(),
-                     [&](const Clause& clause) { return ClauseMatches(scope, clause); });
+// Whether every clause of rule `rule` matches.
+bool RuleMatches(Session& session, const RuleClauses& rules, std::size_t rule) {
+  const std::uint32_t end = rules.ends[rule];
+  for (std::uint32_t c = rule == 0 ? 0 : rules.ends[rule - 1]; c < end; ++c) {
+    const std::optional<bool> known = session.KnownClause(rules.ids[c]);
+    if (!(known ? *known : ClauseMatches(session, rules.clauses[c]))) return false;
+  }
+  return true;
 }
 
 enum class BucketProblem { kNone, kContextLacksKind, kNotBucketable };
@@ -212,88 +425,80 @@ struct Bucket {
   BucketProblem problem = BucketProblem::kNone;
 };
 
-Bucket ComputeBucket(const Scope& scope, bool experiment, std::optional<std::int64_t> seed,
-                     std::string_view context_kind, std::string_view key, const Ref& bucket_by,
-                     std::string_view salt) {
-  static const Ref kKeyRef{{"key"}, true, true, false, Ref::Special::kNone};
-  const Ref* ref = &bucket_by;
-  if (experiment || !bucket_by.defined) {
-    ref = &kKeyRef;  // experiments always bucket by key
-  } else if (!bucket_by.valid) {
-    throw Abort{};
-  }
-  const Context::Impl::Single* single = scope.context.Find(context_kind);
-  if (single == nullptr) return {0, BucketProblem::kContextLacksKind};
-  const json::value* value = Lookup(*single, *ref);
+Bucket ComputeBucket(Session& session, bool experiment, std::optional<std::int64_t> seed,
+                     const BucketBy& bucket_by, std::string_view key, std::string_view salt) {
+  if (bucket_by.attribute == kNoSymbol) throw Abort{};  // an invalid bucketBy
+  if (session.Of(bucket_by.kind) == nullptr) return {0, BucketProblem::kContextLacksKind};
+  const json::value* value = session.Value(bucket_by.attribute);
   if (value == nullptr) return {0, BucketProblem::kNotBucketable};
-  std::optional<std::string> text;
+  std::optional<std::string> number;
+  std::string_view text;
   if (value->is_string()) {
-    text = BucketableValue(Str(*value));
+    text = Str(*value);
   } else if (value->is_number()) {
-    text = BucketableValue(value->to_number<double>());  // numbers are doubles, as in Go and JS
+    number = BucketableValue(value->to_number<double>());  // numbers are doubles, as in Go and JS
+    if (!number) return {0, BucketProblem::kNotBucketable};
+    text = *number;
+  } else {
+    return {0, BucketProblem::kNotBucketable};
   }
-  if (!text) return {0, BucketProblem::kNotBucketable};
-  if (!experiment && scope.context.secondary) {
+  if (!experiment && session.context.secondary) {
     // ld-relay enables the old "secondary key" for old user JSON; experiments never used it.
-    text->append(".").append(*scope.context.secondary);
+    const std::string joined = std::string(text) + "." + *session.context.secondary;
+    return {BucketValue(key, salt, joined, seed), BucketProblem::kNone};
   }
-  return {BucketValue(key, salt, *text, seed), BucketProblem::kNone};
+  return {BucketValue(key, salt, text, seed), BucketProblem::kNone};
 }
 
-bool SegmentRuleMatches(Scope& scope, const Segment& segment, const SegmentRule& rule) {
-  if (!ClausesMatch(scope, rule.clauses)) return false;
+bool SegmentRuleMatches(Session& session, const Segment& segment, std::size_t index) {
+  const SegmentRule& rule = segment.rules[index];
+  if (!RuleMatches(session, segment.rule_clauses, index)) return false;
   if (!rule.weight) return true;
-  const Bucket bucket = ComputeBucket(scope, false, std::nullopt, rule.rollout_context_kind,
-                                      segment.key, rule.bucket_by, segment.salt);
+  const Bucket bucket =
+      ComputeBucket(session, false, std::nullopt, rule.bucket_by, segment.key, segment.salt);
   if (bucket.problem == BucketProblem::kContextLacksKind) return false;
   return bucket.value < *rule.weight / 100000.0;
 }
 
-bool TargetHas(const Scope& scope, std::string_view kind, const KeyList& keys) {
-  const Context::Impl::Single* single = scope.context.Find(kind);
-  return single != nullptr && keys.Contains(single->key);
-}
-
-bool SegmentContains(Scope& scope, const Segment& segment) {
+bool SegmentContains(Session& session, const Segment& segment) {
   if (segment.malformed) throw Abort{};
-  if (std::find(scope.segment_chain.begin(), scope.segment_chain.end(), segment.key) !=
-      scope.segment_chain.end())
+  if (std::find(session.segment_chain.begin(), session.segment_chain.end(), segment.key) !=
+      session.segment_chain.end())
     throw Abort{};  // circular segment references
-  scope.segment_chain.push_back(segment.key);
+  session.segment_chain.push_back(segment.key);
   struct Pop {
     std::vector<std::string_view>& chain;
     ~Pop() { chain.pop_back(); }
-  } pop{scope.segment_chain};
+  } pop{session.segment_chain};
 
   if (segment.unbounded) {
     // Big segments need a big-segment store, which flagrelay does not have.
     if (!segment.generation) {
-      scope.big_segments_not_configured = true;
+      session.big_segments_not_configured = true;
       return false;
     }
-    if (scope.context.Find(segment.unbounded_context_kind) == nullptr) return false;
-    scope.big_segments_not_configured = true;
+    if (session.Of(segment.unbounded_kind) == nullptr) return false;
+    session.big_segments_not_configured = true;
   } else {
-    const Context::Impl::Single* user = scope.context.Find(kUserKind);
-    const bool only_user = !scope.context.multi && user != nullptr;
-    if (user != nullptr && segment.included.Contains(user->key)) return true;
+    const bool only_user = !session.context.multi && session.Of(kUserKindId) != nullptr;
+    if (session.KeyIn(kUserKindId, segment.included)) return true;
     if (!only_user) {
       for (const SegmentTarget& target : segment.included_contexts)
-        if (TargetHas(scope, target.context_kind, target.values)) return true;
+        if (session.KeyIn(target.kind, target.values)) return true;
     }
-    if (user != nullptr && segment.excluded.Contains(user->key)) return false;
+    if (session.KeyIn(kUserKindId, segment.excluded)) return false;
     if (!only_user) {
       for (const SegmentTarget& target : segment.excluded_contexts)
-        if (TargetHas(scope, target.context_kind, target.values)) return false;
+        if (session.KeyIn(target.kind, target.values)) return false;
     }
   }
-  return std::any_of(segment.rules.begin(), segment.rules.end(), [&](const SegmentRule& rule) {
-    return SegmentRuleMatches(scope, segment, rule);
-  });
+  for (std::size_t i = 0; i < segment.rules.size(); ++i)
+    if (SegmentRuleMatches(session, segment, i)) return true;
+  return false;
 }
 
 Detail VariationDetail(const Flag& flag, std::int64_t index, Reason reason) {
-  if (index < 0 || static_cast<std::size_t>(index) >= flag.variations.size()) return ErrorDetail();
+  if (index < 0 || static_cast<std::size_t>(index) >= flag.variation_count()) return ErrorDetail();
   return Detail{index, reason};
 }
 
@@ -302,15 +507,15 @@ Detail OffDetail(const Flag& flag, Reason reason) {
   return VariationDetail(flag, *flag.off_variation, reason);
 }
 
-Detail ResultDetail(const Scope& scope, const Flag& flag, const VariationOrRollout& result,
+Detail ResultDetail(Session& session, const Flag& flag, const VariationOrRollout& result,
                     Reason reason) {
   if (result.variation) return VariationDetail(flag, *result.variation, reason);
   if (!result.rollout || result.rollout->variations.empty()) return ErrorDetail();
   const Rollout& rollout = *result.rollout;
   Bucket bucket;
   try {
-    bucket = ComputeBucket(scope, rollout.experiment, rollout.seed, rollout.context_kind, flag.key,
-                           rollout.bucket_by, flag.salt);
+    bucket = ComputeBucket(session, rollout.experiment, rollout.seed, rollout.bucket_by, flag.key,
+                           flag.salt);
   } catch (const Abort&) {
     return ErrorDetail();  // a bad bucketBy spoils this result only
   }
@@ -329,50 +534,49 @@ Detail ResultDetail(const Scope& scope, const Flag& flag, const VariationOrRollo
   return VariationDetail(flag, last.variation, reason);
 }
 
-std::optional<std::int64_t> TargetVariation(const Scope& scope, const Flag& flag) {
+std::optional<std::int64_t> TargetVariation(const Session& session, const Flag& flag) {
   if (flag.context_targets.empty()) {
     for (const Target& target : flag.targets)
-      if (TargetHas(scope, kUserKind, target.values)) return target.variation;
+      if (session.KeyIn(kUserKindId, target.values)) return target.variation;
     return std::nullopt;
   }
   for (const Target& target : flag.context_targets) {
-    if (target.context_kind == kUserKind && target.values.keys.empty()) {
+    if (target.kind == kUserKindId && target.values.empty()) {
       // User targets live in `targets`; this entry only fixes their place in the order.
       for (const Target& user_target : flag.targets) {
         if (user_target.variation == target.variation) {
-          if (TargetHas(scope, user_target.context_kind, user_target.values))
-            return user_target.variation;
+          if (session.KeyIn(user_target.kind, user_target.values)) return user_target.variation;
           break;
         }
       }
-    } else if (TargetHas(scope, target.context_kind, target.values)) {
+    } else if (session.KeyIn(target.kind, target.values)) {
       return target.variation;
     }
   }
   return std::nullopt;
 }
 
-Detail Evaluate(Scope& scope, const Flag& flag, bool top_level);
+Detail Evaluate(Session& session, const Flag& flag, bool top_level);
 
 // Nullopt when every prerequisite is met; else the flag's (off) result.
-std::optional<Detail> CheckPrerequisites(Scope& scope, const Flag& flag, bool top_level) {
+std::optional<Detail> CheckPrerequisites(Session& session, const Flag& flag, bool top_level) {
   if (flag.prerequisites.empty()) return std::nullopt;
-  scope.prerequisite_chain.push_back(flag.key);
+  session.prerequisite_chain.push_back(flag.key);
   struct Pop {
     std::vector<std::string_view>& chain;
     ~Pop() { chain.pop_back(); }
-  } pop{scope.prerequisite_chain};
+  } pop{session.prerequisite_chain};
 
   for (const Prerequisite& prerequisite : flag.prerequisites) {
-    const Flag* required = scope.data.FindFlag(prerequisite.key);
+    const Flag* required = session.data.FindFlag(prerequisite.key);
     Reason failed{Reason::kPrerequisiteFailed};
     failed.prerequisite_key = prerequisite.key;
     if (required == nullptr) return OffDetail(flag, failed);
-    if (std::find(scope.prerequisite_chain.begin(), scope.prerequisite_chain.end(),
-                  required->key) != scope.prerequisite_chain.end())
+    if (std::find(session.prerequisite_chain.begin(), session.prerequisite_chain.end(),
+                  required->key) != session.prerequisite_chain.end())
       throw Abort{};  // circular prerequisites
-    const Detail result = Evaluate(scope, *required, false);
-    if (top_level) scope.prerequisites.push_back(required->key);
+    const Detail result = Evaluate(session, *required, false);
+    if (top_level) session.prerequisites.push_back(required->key);
     if (!required->on || result.variation < 0 || result.variation != prerequisite.variation)
       return OffDetail(flag, failed);
   }
@@ -380,22 +584,21 @@ std::optional<Detail> CheckPrerequisites(Scope& scope, const Flag& flag, bool to
 }
 
 // Throws Abort for errors that spoil every flag depending on this one.
-Detail Evaluate(Scope& scope, const Flag& flag, bool top_level) {
+Detail Evaluate(Session& session, const Flag& flag, bool top_level) {
   if (flag.malformed) return ErrorDetail();
   if (!flag.on) return OffDetail(flag, Reason{Reason::kOff});
-  if (auto failed = CheckPrerequisites(scope, flag, top_level)) return *failed;
-  if (auto variation = TargetVariation(scope, flag))
+  if (auto failed = CheckPrerequisites(session, flag, top_level)) return *failed;
+  if (auto variation = TargetVariation(session, flag))
     return VariationDetail(flag, *variation, Reason{Reason::kTargetMatch});
   for (std::size_t i = 0; i < flag.rules.size(); ++i) {
     const Rule& rule = flag.rules[i];
-    if (ClausesMatch(scope, rule.clauses)) {
+    if (RuleMatches(session, flag.rule_clauses, i)) {
       Reason reason{Reason::kRuleMatch};
       reason.rule_index = i;
-      reason.rule_id = rule.id;
-      return ResultDetail(scope, flag, rule.result, reason);
+      return ResultDetail(session, flag, rule.result, reason);
     }
   }
-  return ResultDetail(scope, flag, flag.fallthrough, Reason{Reason::kFallthrough});
+  return ResultDetail(session, flag, flag.fallthrough, Reason{Reason::kFallthrough});
 }
 
 bool IsExperiment(const Flag& flag, const Reason& reason) {
@@ -411,72 +614,63 @@ void AppendInt(std::string& out, std::uint64_t value) {
   out.append(buffer, std::to_chars(buffer, buffer + sizeof buffer, value).ptr);
 }
 
-void AppendReason(std::string& out, const Reason& reason, bool big_segments_not_configured) {
-  static constexpr std::string_view kKinds[] = {"OFF",        "FALLTHROUGH",         "TARGET_MATCH",
-                                                "RULE_MATCH", "PREREQUISITE_FAILED", "ERROR"};
-  out += "{\"kind\":\"";
-  out += kKinds[reason.kind];
-  out += '"';
+// Appends `,"reason":{...}`.
+void AppendReason(std::string& out, const Flag& flag, const Reason& reason,
+                  bool big_segments_not_configured) {
   switch (reason.kind) {
+    case Reason::kOff:
+      out += R"(,"reason":{"kind":"OFF")";
+      break;
+    case Reason::kFallthrough:
+      out += R"(,"reason":{"kind":"FALLTHROUGH")";
+      break;
+    case Reason::kTargetMatch:
+      out += R"(,"reason":{"kind":"TARGET_MATCH")";
+      break;
     case Reason::kRuleMatch:
-      out += ",\"ruleIndex\":";
-      AppendInt(out, reason.rule_index);
-      if (!reason.rule_id.empty()) {
-        out += ",\"ruleId\":";
-        protocol::AppendJsonString(out, reason.rule_id);
-      }
+      out += flag.rules[reason.rule_index].reason;
       break;
     case Reason::kPrerequisiteFailed:
-      out += ",\"prerequisiteKey\":";
+      out += R"(,"reason":{"kind":"PREREQUISITE_FAILED","prerequisiteKey":)";
       protocol::AppendJsonString(out, reason.prerequisite_key);
       break;
     case Reason::kError:
-      out += ",\"errorKind\":\"MALFORMED_FLAG\"";
-      break;
-    default:
+      out += R"(,"reason":{"kind":"ERROR","errorKind":"MALFORMED_FLAG")";
       break;
   }
-  if (reason.in_experiment) out += ",\"inExperiment\":true";
-  if (big_segments_not_configured) out += ",\"bigSegmentsStatus\":\"NOT_CONFIGURED\"";
+  if (reason.in_experiment) out += R"(,"inExperiment":true)";
+  if (big_segments_not_configured) out += R"(,"bigSegmentsStatus":"NOT_CONFIGURED")";
   out += '}';
 }
 
-// Evaluates `flag` and appends its served result object.
-void AppendResult(std::string& out, const FlagData::Impl& data, const Context::Impl& context,
-                  const Flag& flag, bool with_reasons) {
-  Scope scope{data, context, {}, {}, {}, false};
+// Evaluates `flag` and appends its served result object, preceded by `"<key>":` if `with_key`.
+void AppendResult(std::string& out, Session& session, const Flag& flag, bool with_reasons,
+                  bool with_key) {
+  session.StartFlag();
   Detail detail;
   try {
-    detail = Evaluate(scope, flag, true);
+    detail = Evaluate(session, flag, true);
   } catch (const Abort&) {
     detail = ErrorDetail();
   }
   const bool experiment = IsExperiment(flag, detail.reason);
-  out += "{\"value\":";
-  if (detail.variation >= 0) {
-    out += flag.variations[static_cast<std::size_t>(detail.variation)];
-    out += ",\"variation\":";
-    AppendInt(out, static_cast<std::uint64_t>(detail.variation));
-  } else {
-    out += "null,\"variation\":null";
-  }
-  out += ",\"version\":";
-  AppendInt(out, flag.version);
-  if (flag.track_events || experiment) out += ",\"trackEvents\":true";
-  if (experiment) out += ",\"trackReason\":true";
-  if (with_reasons || experiment) {
-    out += ",\"reason\":";
-    AppendReason(out, detail.reason, scope.big_segments_not_configured);
-  }
+  const std::string_view head = detail.variation >= 0
+                                    ? flag.result_heads[static_cast<std::size_t>(detail.variation)]
+                                    : flag.null_result_head;
+  out += with_key ? head : head.substr(flag.key_prefix_size);
+  if (flag.track_events || experiment) out += R"(,"trackEvents":true)";
+  if (experiment) out += R"(,"trackReason":true)";
+  if (with_reasons || experiment)
+    AppendReason(out, flag, detail.reason, session.big_segments_not_configured);
   if (flag.debug_events_until_date != 0) {
-    out += ",\"debugEventsUntilDate\":";
+    out += R"(,"debugEventsUntilDate":)";
     AppendInt(out, flag.debug_events_until_date);
   }
-  if (!scope.prerequisites.empty()) {
-    out += ",\"prerequisites\":[";
-    for (std::size_t i = 0; i < scope.prerequisites.size(); ++i) {
+  if (!session.prerequisites.empty()) {
+    out += R"(,"prerequisites":[)";
+    for (std::size_t i = 0; i < session.prerequisites.size(); ++i) {
       if (i != 0) out += ',';
-      protocol::AppendJsonString(out, scope.prerequisites[i]);
+      protocol::AppendJsonString(out, session.prerequisites[i]);
     }
     out += ']';
   }
@@ -529,11 +723,11 @@ std::string Evaluations::PatchJson(const Entry& entry) {
 
 Evaluations EvaluateAll(const FlagData& data, const Context& context, const EvalOptions& options) {
   Evaluations evaluations;
-  const FlagData::Impl& impl = data.impl();
-  for (const auto& flag : impl.flags) {
+  Session session(data.impl(), context.impl());
+  for (const auto& flag : data.impl().flags) {
     if (!Visible(*flag, options.audience)) continue;
     Evaluations::Entry entry{flag->key, flag->version, {}};
-    AppendResult(entry.json, impl, context.impl(), *flag, options.with_reasons);
+    AppendResult(entry.json, session, *flag, options.with_reasons, false);
     evaluations.entries_.push_back(std::move(entry));
   }
   return evaluations;
@@ -542,16 +736,16 @@ Evaluations EvaluateAll(const FlagData& data, const Context& context, const Eval
 void AppendAllJson(std::string& out, const FlagData& data, const Context& context,
                    const EvalOptions& options) {
   const FlagData::Impl& impl = data.impl();
-  out.reserve(out.size() + impl.flags.size() * 96);
+  Session session(impl, context.impl());
+  // About what a result with a reason takes, so that the buffer grows once or not at all.
+  out.reserve(out.size() + impl.flags.size() * 160);
   out += '{';
   bool first = true;
   for (const auto& flag : impl.flags) {
     if (!Visible(*flag, options.audience)) continue;
     if (!first) out += ',';
     first = false;
-    protocol::AppendJsonString(out, flag->key);
-    out += ':';
-    AppendResult(out, impl, context.impl(), *flag, options.with_reasons);
+    AppendResult(out, session, *flag, options.with_reasons, true);
   }
   out += '}';
 }
@@ -560,8 +754,9 @@ std::optional<std::string> EvaluateFlag(const FlagData& data, std::string_view k
                                         const Context& context, bool with_reasons) {
   const Flag* flag = data.impl().FindFlag(key);
   if (flag == nullptr) return std::nullopt;
+  Session session(data.impl(), context.impl());
   std::string out;
-  AppendResult(out, data.impl(), context.impl(), *flag, with_reasons);
+  AppendResult(out, session, *flag, with_reasons, false);
   return out;
 }
 

@@ -17,9 +17,88 @@
 namespace flagrelay::eval {
 namespace json = boost::json;
 
-bool KeyList::Contains(std::string_view key) const {
-  return std::binary_search(keys.begin(), keys.end(), key,
-                            [](std::string_view a, std::string_view b) { return a < b; });
+std::uint64_t KeyHash(std::string_view key) { return std::hash<std::string_view>{}(key); }
+
+KeyList KeyList::Of(std::vector<std::string> keys) {
+  std::vector<std::pair<std::uint64_t, std::string>> entries;
+  entries.reserve(keys.size());
+  for (std::string& key : keys) entries.emplace_back(KeyHash(key), std::move(key));
+  std::sort(entries.begin(), entries.end());
+  KeyList list;
+  list.hashes.reserve(entries.size());
+  list.keys.reserve(entries.size());
+  for (auto& [hash, key] : entries) {
+    list.hashes.push_back(hash);
+    list.keys.push_back(std::move(key));
+    list.filter |= std::uint64_t{1} << (hash >> 58);
+  }
+  return list;
+}
+
+bool KeyList::Search(std::string_view key, std::uint64_t hash) const {
+  if (hashes.size() <= 16) {  // short lists (most targets): a scan without unpredictable branches
+    std::size_t found = hashes.size();
+    for (std::size_t i = 0; i < hashes.size(); ++i) found = hashes[i] == hash ? i : found;
+    if (found == hashes.size()) return false;
+    // Equal hashes are adjacent; `found` is the last of them.
+    for (std::size_t i = found + 1; i-- > 0 && hashes[i] == hash;)
+      if (keys[i] == key) return true;
+    return false;
+  }
+  auto it = std::lower_bound(hashes.begin(), hashes.end(), hash);
+  for (; it != hashes.end() && *it == hash; ++it)
+    if (keys[static_cast<std::size_t>(it - hashes.begin())] == key) return true;
+  return false;
+}
+
+std::uint32_t Symbols::Kind(std::string_view kind) {
+  if (kind.empty()) kind = kUserKind;
+  auto [it, added] =
+      kind_ids_.try_emplace(std::string(kind), static_cast<std::uint32_t>(kinds_.size()));
+  if (added) kinds_.emplace_back(kind);
+  return it->second;
+}
+
+std::optional<std::uint32_t> Symbols::FindKind(std::string_view kind) const {
+  auto it = kind_ids_.find(kind);
+  if (it == kind_ids_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::uint32_t Symbols::AttributeOf(std::uint32_t kind, const Ref& ref) {
+  if (!ref.defined || !ref.valid) return kNoSymbol;
+  // (kind, path) as bytes: each part length-prefixed, so no two paths encode alike.
+  std::string encoded;
+  const auto append_number = [&](std::uint32_t n) {
+    encoded.append(reinterpret_cast<const char*>(&n), sizeof n);
+  };
+  append_number(kind);
+  for (const std::string& component : ref.path) {
+    append_number(static_cast<std::uint32_t>(component.size()));
+    encoded += component;
+  }
+  auto [it, added] = attribute_ids_.try_emplace(std::move(encoded),
+                                                static_cast<std::uint32_t>(attributes_.size()));
+  if (added) attributes_.push_back(Attribute{kind, ref});
+  return it->second;
+}
+
+std::optional<std::uint32_t> Symbols::FindSegmentKey(std::string_view key) const {
+  auto it = segment_key_ids_.find(key);
+  if (it == segment_key_ids_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::uint32_t Symbols::ClauseId(std::string encoded) {
+  return clause_ids_.try_emplace(std::move(encoded), static_cast<std::uint32_t>(clause_ids_.size()))
+      .first->second;
+}
+
+std::uint32_t Symbols::SegmentKey(std::string_view key) {
+  auto [it, added] = segment_key_ids_.try_emplace(std::string(key),
+                                                  static_cast<std::uint32_t>(segment_keys_.size()));
+  if (added) segment_keys_.emplace_back(key);
+  return it->second;
 }
 
 namespace {
@@ -85,19 +164,18 @@ class Reader {
     }
   }
   KeyList Strings(std::string_view name) const {
-    KeyList list;
+    std::vector<std::string> keys;
     if (const json::array* array = Array(name)) {
-      list.keys.reserve(array->size());
+      keys.reserve(array->size());
       for (const json::value& element : *array) {
         if (element.is_string()) {
-          list.keys.emplace_back(element.get_string());
+          keys.emplace_back(element.get_string());
         } else {
           bad_ = true;
         }
       }
-      std::sort(list.keys.begin(), list.keys.end());
     }
-    return list;
+    return KeyList::Of(std::move(keys));
   }
 
   static std::optional<std::int64_t> ToInt(const json::value& value) {
@@ -167,28 +245,43 @@ Op ParseOp(std::string_view op) {
   return it == kOps.end() ? Op::kUnknown : it->second;
 }
 
-ClauseValue CompileClauseValue(const json::value& json, Op op) {
-  ClauseValue value{json, std::nullopt, std::nullopt, nullptr};
+ClauseValue CompileClauseValue(const json::value& json, Op op, Symbols& symbols) {
+  ClauseValue value;
+  value.json = json;
   switch (op) {
     case Op::kBefore:
     case Op::kAfter:
-      if (json.is_string()) value.time_ms = ParseTimestamp(std::string_view(json.get_string()));
-      if (json.is_number()) value.time_ms = ParseTimestamp(json.to_number<double>());
+      if (std::optional<double> time = json.is_string()   ? ParseTimestamp(json.get_string())
+                                       : json.is_number() ? ParseTimestamp(json.to_number<double>())
+                                                          : std::nullopt)
+        value.number = *time;
+      break;
+    case Op::kLessThan:
+    case Op::kLessThanOrEqual:
+    case Op::kGreaterThan:
+    case Op::kGreaterThanOrEqual:
+      if (json.is_number()) value.number = json.to_number<double>();
       break;
     case Op::kSemVerEqual:
     case Op::kSemVerLessThan:
     case Op::kSemVerGreaterThan:
-      if (json.is_string()) value.version = ParseSemVer(std::string_view(json.get_string()));
+      if (json.is_string()) {
+        if (std::optional<SemVer> version = ParseSemVer(json.get_string()))
+          value.version = std::make_unique<const SemVer>(std::move(*version));
+      }
       break;
     case Op::kMatches:
       if (json.is_string()) {
         try {
-          value.regex = std::make_shared<const boost::wregex>(Utf8ToWide(json.get_string()),
+          value.regex = std::make_unique<const boost::wregex>(Utf8ToWide(json.get_string()),
                                                               boost::regex_constants::ECMAScript);
         } catch (const std::exception&) {
           value.regex = nullptr;  // not a valid pattern: never matches
         }
       }
+      break;
+    case Op::kSegmentMatch:
+      if (json.is_string()) value.segment = symbols.SegmentKey(json.get_string());
       break;
     default:
       break;
@@ -196,30 +289,87 @@ ClauseValue CompileClauseValue(const json::value& json, Op op) {
   return value;
 }
 
-Clause CompileClause(const json::object* object, bool& bad) {
+std::unique_ptr<const InSet> CompileInSet(const json::array* values) {
+  auto set = std::make_unique<InSet>();
+  std::vector<std::string> strings;
+  if (values != nullptr) {
+    for (const json::value& value : *values) {
+      if (value.is_string()) strings.emplace_back(value.get_string());
+      if (value.is_number()) set->numbers.push_back(value.to_number<double>());
+      if (value.is_bool()) (value.get_bool() ? set->has_true : set->has_false) = true;
+    }
+  }
+  set->strings = KeyList::Of(std::move(strings));
+  return set;
+}
+
+Clause CompileClause(const json::object* object, Symbols& symbols, bool& bad) {
   const Reader in(object, bad);
   Clause clause;
   const std::string kind = in.String("contextKind");
-  clause.context_kind = kind.empty() ? std::string(kUserKind) : kind;
-  clause.attribute = CompileRef(in.String("attribute"), kind.empty());
+  clause.kind = symbols.Kind(kind);
+  const Ref attribute = CompileRef(in.String("attribute"), kind.empty());
+  clause.bad_attribute = !attribute.defined || !attribute.valid;
+  clause.is_kind = attribute.is_kind;
+  clause.attribute = symbols.AttributeOf(clause.kind, attribute);
   clause.op = ParseOp(in.String("op"));
   clause.negate = in.Bool("negate");
-  if (const json::array* values = in.Array("values")) {
+  if (clause.op == Op::kIn) {
+    clause.in_set = CompileInSet(in.Array("values"));
+  } else if (const json::array* values = in.Array("values")) {
     clause.values.reserve(values->size());
     for (const json::value& value : *values)
-      clause.values.push_back(CompileClauseValue(value, clause.op));
+      clause.values.push_back(CompileClauseValue(value, clause.op, symbols));
+  }
+  if (clause.op != Op::kSegmentMatch && !clause.bad_attribute) {
+    // Everything that decides the result; values as JSON, each ended by '\0' (never part of
+    // serialized JSON). Long clauses (big lists) rarely repeat: they go without an id.
+    constexpr std::size_t kMaxEncoded = 1024;
+    std::string encoded;
+    const auto append = [&](const auto& field) {
+      encoded.append(reinterpret_cast<const char*>(&field), sizeof field);
+    };
+    append(clause.kind);
+    append(clause.attribute);
+    append(clause.is_kind);
+    append(clause.op);
+    append(clause.negate);
+    if (const json::array* values = in.Array("values")) {
+      for (const json::value& value : *values) {
+        AppendJsonValue(encoded, value);
+        encoded += '\0';
+        if (encoded.size() > kMaxEncoded) break;
+      }
+    }
+    if (encoded.size() <= kMaxEncoded) clause.id = symbols.ClauseId(std::move(encoded));
   }
   return clause;
 }
 
-std::vector<Clause> CompileClauses(const Reader& in, bool& bad) {
-  std::vector<Clause> clauses;
-  in.Objects("clauses",
-             [&](const json::object* clause) { clauses.push_back(CompileClause(clause, bad)); });
-  return clauses;
+// Appends one rule's clauses.
+void CompileClauses(const Reader& rule, RuleClauses& out, Symbols& symbols, bool& bad) {
+  rule.Objects("clauses", [&](const json::object* object) {
+    Clause clause = CompileClause(object, symbols, bad);
+    out.ids.push_back(clause.id);
+    out.clauses.push_back(std::move(clause));
+  });
+  out.ends.push_back(static_cast<std::uint32_t>(out.clauses.size()));
 }
 
-VariationOrRollout CompileVariationOrRollout(const json::object* object, bool& bad) {
+// `bucketBy` of the given context kind; the key when absent or for an experiment.
+BucketBy CompileBucketBy(const Reader& in, std::string_view kind_field, bool key_only,
+                         Symbols& symbols) {
+  const std::string kind = in.String(kind_field);
+  BucketBy bucket_by;
+  bucket_by.kind = symbols.Kind(kind);
+  Ref ref = CompileRef(in.String("bucketBy"), kind.empty());
+  if (key_only || !ref.defined) ref = CompileRef("key", true);
+  bucket_by.attribute = symbols.AttributeOf(bucket_by.kind, ref);
+  return bucket_by;
+}
+
+VariationOrRollout CompileVariationOrRollout(const json::object* object, Symbols& symbols,
+                                             bool& bad) {
   VariationOrRollout result;
   const Reader in(object, bad);
   result.variation = in.Int("variation");
@@ -227,9 +377,7 @@ VariationOrRollout CompileVariationOrRollout(const json::object* object, bool& b
     const Reader r(rollout_json, bad);
     Rollout rollout;
     rollout.experiment = r.String("kind") == "experiment";
-    const std::string kind = r.String("contextKind");
-    rollout.context_kind = kind.empty() ? std::string(kUserKind) : kind;
-    rollout.bucket_by = CompileRef(r.String("bucketBy"), kind.empty());
+    rollout.bucket_by = CompileBucketBy(r, "contextKind", rollout.experiment, symbols);
     rollout.seed = r.Int("seed");
     r.Objects("variations", [&](const json::object* weighted) {
       const Reader w(weighted, bad);
@@ -241,27 +389,68 @@ VariationOrRollout CompileVariationOrRollout(const json::object* object, bool& b
   return result;
 }
 
-std::vector<Target> CompileTargets(const Reader& in, std::string_view name, bool& bad) {
+std::vector<Target> CompileTargets(const Reader& in, std::string_view name, Symbols& symbols,
+                                   bool& bad) {
   std::vector<Target> targets;
   in.Objects(name, [&](const json::object* object) {
     const Reader t(object, bad);
-    const std::string kind = t.String("contextKind");
-    targets.push_back(Target{kind.empty() ? std::string(kUserKind) : kind,
-                             t.Int("variation").value_or(-1), t.Strings("values")});
+    targets.push_back(Target{symbols.Kind(t.String("contextKind")), t.Int("variation").value_or(-1),
+                             t.Strings("values")});
   });
   return targets;
 }
 
 std::vector<SegmentTarget> CompileSegmentTargets(const Reader& in, std::string_view name,
-                                                 bool& bad) {
+                                                 Symbols& symbols, bool& bad) {
   std::vector<SegmentTarget> targets;
   in.Objects(name, [&](const json::object* object) {
     const Reader t(object, bad);
-    const std::string kind = t.String("contextKind");
-    targets.push_back(
-        SegmentTarget{kind.empty() ? std::string(kUserKind) : kind, t.Strings("values")});
+    targets.push_back(SegmentTarget{symbols.Kind(t.String("contextKind")), t.Strings("values")});
   });
   return targets;
+}
+
+void AppendInt(std::string& out, std::uint64_t value) {
+  char buffer[24];
+  out.append(buffer, std::to_chars(buffer, buffer + sizeof buffer, value).ptr);
+}
+
+// The parts of the served results that do not depend on the context (see Flag and Rule).
+void PrepareResults(Flag& flag, const json::array* variations) {
+  std::string key_prefix;
+  protocol::AppendJsonString(key_prefix, flag.key);
+  key_prefix += ':';
+  flag.key_prefix_size = key_prefix.size();
+  const auto head = [&](std::string_view value, std::string_view variation) {
+    std::string out = key_prefix;
+    out += R"({"value":)";
+    out += value;
+    out += R"(,"variation":)";
+    out += variation;
+    out += R"(,"version":)";
+    AppendInt(out, flag.version);
+    return out;
+  };
+  if (variations != nullptr) {
+    flag.result_heads.reserve(variations->size());
+    for (const json::value& variation : *variations) {
+      std::string value;
+      AppendJsonValue(value, variation);
+      std::string index;
+      AppendInt(index, flag.result_heads.size());
+      flag.result_heads.push_back(head(value, index));
+    }
+  }
+  flag.null_result_head = head("null", "null");
+  for (std::size_t i = 0; i < flag.rules.size(); ++i) {
+    Rule& rule = flag.rules[i];
+    rule.reason = R"(,"reason":{"kind":"RULE_MATCH","ruleIndex":)";
+    AppendInt(rule.reason, i);
+    if (!rule.id.empty()) {
+      rule.reason += R"(,"ruleId":)";
+      protocol::AppendJsonString(rule.reason, rule.id);
+    }
+  }
 }
 
 // Parses an item's JSON; null (with `bad` set) unless it is an object.
@@ -334,14 +523,6 @@ void AppendJsonValue(std::string& out, const json::value& value) {
   }
 }
 
-bool ScalarEqual(const json::value& a, const json::value& b) {
-  // Numbers are doubles, as in Go's ldvalue and in JavaScript: 2^53 + 1 equals 2^53.
-  if (a.is_number() && b.is_number()) return a.to_number<double>() == b.to_number<double>();
-  if (a.is_string() && b.is_string()) return a.get_string() == b.get_string();
-  if (a.is_bool() && b.is_bool()) return a.get_bool() == b.get_bool();
-  return false;  // objects, arrays and null never compare equal (Go's ClauseFindValue)
-}
-
 std::wstring Utf8ToWide(std::string_view text) {
   static_assert(sizeof(wchar_t) == 4, "code points must fit in wchar_t");
   std::wstring out;
@@ -386,7 +567,7 @@ json::value ParseJson(std::string_view text, boost::system::error_code& ec) {
   return json::parse(json::string_view(text.data(), text.size()), ec, {}, options);
 }
 
-std::shared_ptr<const Flag> CompileFlag(const protocol::ItemPtr& item) {
+std::shared_ptr<const Flag> CompileFlag(const protocol::ItemPtr& item, Symbols& symbols) {
   auto flag = std::make_shared<Flag>();
   flag->source = item;
   flag->key = item->key;
@@ -413,27 +594,20 @@ std::shared_ptr<const Flag> CompileFlag(const protocol::ItemPtr& item) {
     const Reader p(object, bad);
     flag->prerequisites.push_back(Prerequisite{p.String("key"), p.Int("variation").value_or(-1)});
   });
-  flag->targets = CompileTargets(in, "targets", bad);
-  flag->context_targets = CompileTargets(in, "contextTargets", bad);
+  flag->targets = CompileTargets(in, "targets", symbols, bad);
+  flag->context_targets = CompileTargets(in, "contextTargets", symbols, bad);
   in.Objects("rules", [&](const json::object* object) {
     const Reader r(object, bad);
     Rule rule;
     rule.id = r.String("id");
-    rule.clauses = CompileClauses(r, bad);
-    rule.result = CompileVariationOrRollout(object, bad);
+    CompileClauses(r, flag->rule_clauses, symbols, bad);
+    rule.result = CompileVariationOrRollout(object, symbols, bad);
     rule.track_events = r.Bool("trackEvents");
     flag->rules.push_back(std::move(rule));
   });
-  flag->fallthrough = CompileVariationOrRollout(in.Object("fallthrough"), bad);
+  flag->fallthrough = CompileVariationOrRollout(in.Object("fallthrough"), symbols, bad);
   flag->off_variation = in.Int("offVariation");
-  if (const json::array* variations = in.Array("variations")) {
-    flag->variations.reserve(variations->size());
-    for (const json::value& variation : *variations) {
-      std::string text;
-      AppendJsonValue(text, variation);
-      flag->variations.push_back(std::move(text));
-    }
-  }
+  PrepareResults(*flag, in.Array("variations"));
   flag->salt = in.String("salt");
   flag->track_events = in.Bool("trackEvents");
   flag->track_events_fallthrough = in.Bool("trackEventsFallthrough");
@@ -443,7 +617,7 @@ std::shared_ptr<const Flag> CompileFlag(const protocol::ItemPtr& item) {
   return flag;
 }
 
-std::shared_ptr<const Segment> CompileSegment(const protocol::ItemPtr& item) {
+std::shared_ptr<const Segment> CompileSegment(const protocol::ItemPtr& item, Symbols& symbols) {
   auto segment = std::make_shared<Segment>();
   segment->source = item;
   segment->key = item->key;
@@ -452,23 +626,20 @@ std::shared_ptr<const Segment> CompileSegment(const protocol::ItemPtr& item) {
   const Reader in(parsed ? &parsed->get_object() : nullptr, bad);
   segment->included = in.Strings("included");
   segment->excluded = in.Strings("excluded");
-  segment->included_contexts = CompileSegmentTargets(in, "includedContexts", bad);
-  segment->excluded_contexts = CompileSegmentTargets(in, "excludedContexts", bad);
+  segment->included_contexts = CompileSegmentTargets(in, "includedContexts", symbols, bad);
+  segment->excluded_contexts = CompileSegmentTargets(in, "excludedContexts", symbols, bad);
   segment->salt = in.String("salt");
   in.Objects("rules", [&](const json::object* object) {
     const Reader r(object, bad);
     SegmentRule rule;
-    rule.clauses = CompileClauses(r, bad);
+    CompileClauses(r, segment->rule_clauses, symbols, bad);
     rule.weight = r.Number("weight");
-    const std::string kind = r.String("rolloutContextKind");
-    rule.rollout_context_kind = kind.empty() ? std::string(kUserKind) : kind;
-    rule.bucket_by = CompileRef(r.String("bucketBy"), kind.empty());
+    rule.bucket_by = CompileBucketBy(r, "rolloutContextKind", false, symbols);
     segment->rules.push_back(std::move(rule));
   });
   segment->unbounded = in.Bool("unbounded");
   segment->generation = in.Int("generation");
-  const std::string kind = in.String("unboundedContextKind");
-  segment->unbounded_context_kind = kind.empty() ? std::string(kUserKind) : kind;
+  segment->unbounded_kind = symbols.Kind(in.String("unboundedContextKind"));
   segment->malformed = bad;
   return segment;
 }
@@ -488,7 +659,7 @@ namespace {
 template <class T, class Compile>
 std::vector<std::shared_ptr<const T>> CompileAll(
     const protocol::ItemSet& items, const std::vector<std::shared_ptr<const T>>* previous,
-    Compile compile) {
+    Symbols& symbols, Compile compile) {
   std::vector<std::shared_ptr<const T>> out;
   out.reserve(items.live_count());
   std::size_t p = 0;  // both lists are sorted by key: walk them together
@@ -501,7 +672,7 @@ std::vector<std::shared_ptr<const T>> CompileAll(
         continue;
       }
     }
-    out.push_back(compile(item));
+    out.push_back(compile(item, symbols));
   }
   return out;
 }
@@ -511,21 +682,34 @@ std::vector<std::shared_ptr<const T>> CompileAll(
 std::shared_ptr<const FlagData> FlagData::Build(const protocol::ItemSet& flags,
                                                 const protocol::ItemSet& segments,
                                                 const FlagData* previous) {
+  // Reused items keep their symbol numbers, so the numbering only grows; once it is well past
+  // what a build from scratch needed (items churned), start afresh to keep it bounded.
+  if (previous != nullptr &&
+      previous->impl_->symbols->size() > 2 * previous->impl_->symbols_when_fresh + 256)
+    previous = nullptr;
+  const Impl* before = previous != nullptr ? previous->impl_.get() : nullptr;
+  auto symbols =
+      before != nullptr ? std::make_shared<Symbols>(*before->symbols) : std::make_shared<Symbols>();
+
   std::shared_ptr<FlagData> data(new FlagData());
   Impl& impl = *data->impl_;
-  impl.flags = CompileAll<Flag>(flags, previous ? &previous->impl_->flags : nullptr, CompileFlag);
-  impl.segments = CompileAll<Segment>(segments, previous ? &previous->impl_->segments : nullptr,
-                                      CompileSegment);
+  impl.flags = CompileAll<Flag>(flags, before ? &before->flags : nullptr, *symbols, CompileFlag);
+  impl.segments =
+      CompileAll<Segment>(segments, before ? &before->segments : nullptr, *symbols, CompileSegment);
   impl.flag_by_key.reserve(impl.flags.size());
   for (const auto& flag : impl.flags) {
     impl.flag_by_key.emplace(flag->key, flag.get());
     if (flag->malformed) ++impl.unparsable;
   }
-  impl.segment_by_key.reserve(impl.segments.size());
-  for (const auto& segment : impl.segments) {
-    impl.segment_by_key.emplace(segment->key, segment.get());
-    if (segment->malformed) ++impl.unparsable;
+  impl.segment_index.assign(symbols->segment_keys().size(), kNoSymbol);
+  for (std::size_t i = 0; i < impl.segments.size(); ++i) {
+    const Segment& segment = *impl.segments[i];
+    if (auto id = symbols->FindSegmentKey(segment.key))
+      impl.segment_index[*id] = static_cast<std::uint32_t>(i);
+    if (segment.malformed) ++impl.unparsable;
   }
+  impl.symbols_when_fresh = before != nullptr ? before->symbols_when_fresh : symbols->size();
+  impl.symbols = std::move(symbols);
   return data;
 }
 

@@ -4,6 +4,8 @@
 // Internal to flagrelay_eval; Boost.JSON stays out of the public headers.
 
 #include <cstdint>
+#include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -57,7 +59,82 @@ struct Ref {
   enum class Special { kNone, kKind, kAnonymous, kMeta } special = Special::kNone;
 };
 
-enum class Op {
+inline constexpr std::uint32_t kNoSymbol = UINT32_MAX;
+inline constexpr std::uint32_t kUserKindId = 0;
+
+// Lookups by string_view in maps keyed by std::string.
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view text) const {
+    return std::hash<std::string_view>{}(text);
+  }
+};
+template <class T>
+using StringMap = std::unordered_map<std::string, T, StringHash, std::equal_to<>>;
+
+// The context kinds, attributes (a kind and a reference) and segment keys that compiled items
+// refer to, each given a number. Items store numbers, so one evaluation resolves each attribute in
+// the context once rather than once per clause, and finds segments without hashing their keys.
+// A rebuild copies its predecessor's Symbols and only appends, so the items it reuses keep their
+// numbers (FlagData::Build starts afresh when too many numbers are no longer used).
+class Symbols {
+ public:
+  struct Attribute {
+    std::uint32_t kind;
+    Ref ref;
+  };
+  Symbols() { Kind(kUserKind); }
+
+  /// The number of a kind ("" means "user").
+  std::uint32_t Kind(std::string_view kind);
+  /// The number of an attribute of a kind; kNoSymbol for an undefined or invalid reference.
+  std::uint32_t AttributeOf(std::uint32_t kind, const Ref& ref);
+  /// The number of a segment key named in a segmentMatch clause.
+  std::uint32_t SegmentKey(std::string_view key);
+  /// The number of a clause, given as an encoding of everything that decides its result (kind,
+  /// attribute, operator, negation, values): flags repeat clauses a lot (the same country, plan
+  /// or email domain tests), and an evaluation runs each distinct clause once.
+  std::uint32_t ClauseId(std::string encoded);
+
+  [[nodiscard]] std::optional<std::uint32_t> FindKind(std::string_view kind) const;
+  [[nodiscard]] std::optional<std::uint32_t> FindSegmentKey(std::string_view key) const;
+  [[nodiscard]] std::size_t kind_count() const { return kinds_.size(); }
+  [[nodiscard]] const std::vector<Attribute>& attributes() const { return attributes_; }
+  [[nodiscard]] const std::vector<std::string>& segment_keys() const { return segment_keys_; }
+  [[nodiscard]] std::size_t clause_count() const { return clause_ids_.size(); }
+  [[nodiscard]] std::size_t size() const {
+    return kinds_.size() + attributes_.size() + segment_keys_.size() + clause_ids_.size();
+  }
+
+ private:
+  std::vector<std::string> kinds_;
+  StringMap<std::uint32_t> kind_ids_;
+  std::vector<Attribute> attributes_;
+  StringMap<std::uint32_t> attribute_ids_;  // by an encoding of (kind, path)
+  std::vector<std::string> segment_keys_;
+  StringMap<std::uint32_t> segment_key_ids_;
+  StringMap<std::uint32_t> clause_ids_;
+};
+
+// Target, segment and `in` clause key lists. An evaluation hashes each context key once (KeyHash),
+// so most misses cost one AND against `filter` and the rest a binary search over integers.
+struct KeyList {
+  std::vector<std::uint64_t> hashes;  // sorted
+  std::vector<std::string> keys;      // keys[i] has hashes[i]
+  std::uint64_t filter = 0;           // bit (hash >> 58) set for each key
+
+  static KeyList Of(std::vector<std::string> keys);
+  [[nodiscard]] bool empty() const { return keys.empty(); }
+  [[nodiscard]] bool Contains(std::string_view key, std::uint64_t hash) const {
+    return (filter & (std::uint64_t{1} << (hash >> 58))) != 0 && Search(key, hash);
+  }
+
+ private:
+  [[nodiscard]] bool Search(std::string_view key, std::uint64_t hash) const;
+};
+std::uint64_t KeyHash(std::string_view key);
+
+enum class Op : std::uint8_t {
   kIn,
   kEndsWith,
   kStartsWith,
@@ -76,21 +153,48 @@ enum class Op {
   kUnknown,
 };
 
+// One of a clause's values, with what its operator needs prepared. Kept small: evaluation walks
+// thousands of these per context, so they should share cache lines.
 struct ClauseValue {
   boost::json::value json;
-  std::optional<double> time_ms;  // before/after
-  std::optional<SemVer> version;  // semVer*
+  // lessThan..greaterThanOrEqual: the number; before/after: the time in epoch milliseconds.
+  // NaN when the value is neither (then it never matches).
+  double number = std::numeric_limits<double>::quiet_NaN();
+  std::unique_ptr<const SemVer> version;  // semVer*; null: not a version
   // matches: over code points, not bytes (as Go's RE2 and, for the BMP, JavaScript); null when
   // not a valid pattern.
-  std::shared_ptr<const boost::wregex> regex;
+  std::unique_ptr<const boost::wregex> regex;
+  std::uint32_t segment = kNoSymbol;  // segmentMatch: the segment key's number
+};
+
+// The values of an `in` clause by type, so that a test is a lookup rather than one comparison
+// per value (numbers compare as doubles; objects, arrays and null never match).
+struct InSet {
+  KeyList strings;
+  std::vector<double> numbers;
+  bool has_true = false;
+  bool has_false = false;
 };
 
 struct Clause {
-  std::string context_kind;  // "user" when absent
-  Ref attribute;
+  std::uint32_t kind = kUserKindId;
+  std::uint32_t attribute = kNoSymbol;  // number in Symbols
+  bool bad_attribute = false;           // undefined or invalid: the evaluation fails
+  bool is_kind = false;                 // the attribute is "kind": matched against every kind
   Op op = Op::kUnknown;
   bool negate = false;
-  std::vector<ClauseValue> values;
+  std::vector<ClauseValue> values;  // empty for `in`, which has `in_set`
+  std::unique_ptr<const InSet> in_set;
+  std::uint32_t id = kNoSymbol;  // Symbols::ClauseId; none for segmentMatch and long clauses
+};
+
+// The clauses of all of an item's rules in one list, rule after rule. Their ids sit in an array
+// of their own: an evaluation mostly finds a clause's result already known by id (Session), and
+// then touches neither the clause nor its values.
+struct RuleClauses {
+  std::vector<std::uint32_t> ends;  // rule i has clauses [ends[i - 1], ends[i])
+  std::vector<std::uint32_t> ids;   // ids[c] == clauses[c].id
+  std::vector<Clause> clauses;
 };
 
 struct WeightedVariation {
@@ -99,10 +203,15 @@ struct WeightedVariation {
   bool untracked = false;
 };
 
+// What a percentage rollout (or a weighted segment rule) buckets by.
+struct BucketBy {
+  std::uint32_t kind = kUserKindId;
+  std::uint32_t attribute = kNoSymbol;  // kNoSymbol: invalid bucketBy, the evaluation fails
+};
+
 struct Rollout {
   bool experiment = false;
-  std::string context_kind;  // "user" when absent
-  Ref bucket_by;
+  BucketBy bucket_by;  // the key for experiments and when bucketBy is absent
   std::optional<std::int64_t> seed;
   std::vector<WeightedVariation> variations;
 };
@@ -112,21 +221,15 @@ struct VariationOrRollout {
   std::optional<Rollout> rollout;
 };
 
-struct Rule {
+struct Rule {  // its clauses are in Flag::rule_clauses
   std::string id;
-  std::vector<Clause> clauses;
   VariationOrRollout result;
   bool track_events = false;
-};
-
-// Sorted keys, searched by binary search.
-struct KeyList {
-  std::vector<std::string> keys;
-  [[nodiscard]] bool Contains(std::string_view key) const;
+  std::string reason;  // `,"reason":{"kind":"RULE_MATCH","ruleIndex":..,"ruleId":..` (open)
 };
 
 struct Target {
-  std::string context_kind;  // "user" when absent
+  std::uint32_t kind = kUserKindId;
   std::int64_t variation = 0;
   KeyList values;
 };
@@ -146,27 +249,33 @@ struct Flag {
   std::vector<Target> targets;
   std::vector<Target> context_targets;
   std::vector<Rule> rules;
+  RuleClauses rule_clauses;
   VariationOrRollout fallthrough;
   std::optional<std::int64_t> off_variation;
-  std::vector<std::string> variations;  // each serialized as JSON
   std::string salt;
   bool track_events = false;
   bool track_events_fallthrough = false;
   std::uint64_t debug_events_until_date = 0;
   bool mobile_visible = true;
   bool environment_id_visible = false;
+
+  // The start of the served result, prepared once per variation:
+  // `"<key>":{"value":<variation>,"variation":<index>,"version":<version>`; the first
+  // `key_prefix_size` characters are the key and colon, which only the all-flags object has.
+  std::vector<std::string> result_heads;
+  std::string null_result_head;  // value and variation null
+  std::size_t key_prefix_size = 0;
+  [[nodiscard]] std::size_t variation_count() const { return result_heads.size(); }
 };
 
 struct SegmentTarget {
-  std::string context_kind;
+  std::uint32_t kind = kUserKindId;
   KeyList values;
 };
 
-struct SegmentRule {
-  std::vector<Clause> clauses;
+struct SegmentRule {  // its clauses are in Segment::rule_clauses
   std::optional<double> weight;
-  Ref bucket_by;
-  std::string rollout_context_kind;  // "user" when absent
+  BucketBy bucket_by;
 };
 
 struct Segment {
@@ -179,35 +288,33 @@ struct Segment {
   std::vector<SegmentTarget> excluded_contexts;
   std::string salt;
   std::vector<SegmentRule> rules;
+  RuleClauses rule_clauses;
   bool unbounded = false;
   std::optional<std::int64_t> generation;
-  std::string unbounded_context_kind;  // "user" when absent
+  std::uint32_t unbounded_kind = kUserKindId;
 };
 
 struct FlagData::Impl {
   std::vector<std::shared_ptr<const Flag>> flags;  // live flags, sorted by key
   std::vector<std::shared_ptr<const Segment>> segments;
   std::unordered_map<std::string_view, const Flag*> flag_by_key;
-  std::unordered_map<std::string_view, const Segment*> segment_by_key;
+  std::shared_ptr<const Symbols> symbols;
+  // By segment key number: the index in `segments`, kNoSymbol when there is no such segment.
+  std::vector<std::uint32_t> segment_index;
+  std::size_t symbols_when_fresh = 0;  // Symbols::size() after the last build from scratch
   std::size_t unparsable = 0;
 
   [[nodiscard]] const Flag* FindFlag(std::string_view key) const {
     auto it = flag_by_key.find(key);
     return it == flag_by_key.end() ? nullptr : it->second;
   }
-  [[nodiscard]] const Segment* FindSegment(std::string_view key) const {
-    auto it = segment_by_key.find(key);
-    return it == segment_by_key.end() ? nullptr : it->second;
-  }
 };
 
-std::shared_ptr<const Flag> CompileFlag(const protocol::ItemPtr& item);
-std::shared_ptr<const Segment> CompileSegment(const protocol::ItemPtr& item);
+std::shared_ptr<const Flag> CompileFlag(const protocol::ItemPtr& item, Symbols& symbols);
+std::shared_ptr<const Segment> CompileSegment(const protocol::ItemPtr& item, Symbols& symbols);
 
 // JSON helpers shared by the compiler, the context parser and the evaluator.
 void AppendJsonValue(std::string& out, const boost::json::value& value);
-/// Equality for the `in` operator: numbers by value, strings, booleans; nothing else is equal.
-bool ScalarEqual(const boost::json::value& a, const boost::json::value& b);
 /// Nesting allowed in flags and contexts: what the protocol layer accepts for items.
 inline constexpr std::size_t kMaxJsonDepth = 64;
 boost::json::value ParseJson(std::string_view text, boost::system::error_code& ec);

@@ -1,7 +1,9 @@
 #include "flagrelay/eval/sha1.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cstddef>
+#include <cstring>
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -130,25 +132,46 @@ void CompressBlock(std::array<std::uint32_t, 5>& state, const std::uint8_t* bloc
 
 }  // namespace
 
-std::array<std::uint8_t, 20> Sha1(std::string_view data) {
+std::array<std::uint8_t, 20> Sha1(std::initializer_list<std::string_view> parts) {
   std::array<std::uint32_t, 5> state{0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
-  const auto* bytes = reinterpret_cast<const std::uint8_t*>(data.data());
-  std::size_t offset = 0;
-  for (; data.size() - offset >= kBlockSize; offset += kBlockSize) {
-    CompressBlock(state, bytes + offset);
+  std::uint8_t block[kBlockSize];
+  std::size_t filled = 0;    // bytes waiting in `block`
+  std::uint64_t length = 0;  // bytes in all
+  for (const std::string_view part : parts) {
+    const auto* bytes = reinterpret_cast<const std::uint8_t*>(part.data());
+    std::size_t rest = part.size();
+    length += rest;
+    while (rest > 0) {
+      if (filled == 0 && rest >= kBlockSize) {  // whole blocks straight from the input
+        CompressBlock(state, bytes);
+        bytes += kBlockSize;
+        rest -= kBlockSize;
+        continue;
+      }
+      const std::size_t n = std::min(rest, kBlockSize - filled);
+      std::memcpy(block + filled, bytes, n);
+      filled += n;
+      bytes += n;
+      rest -= n;
+      if (filled == kBlockSize) {
+        CompressBlock(state, block);
+        filled = 0;
+      }
+    }
   }
 
   // Padding: 0x80, zeros, then the message length in bits as a big-endian 64-bit integer.
-  std::array<std::uint8_t, 2 * kBlockSize> tail{};
-  const std::size_t rest = data.size() - offset;
-  for (std::size_t i = 0; i < rest; ++i) tail[i] = bytes[offset + i];
-  tail[rest] = 0x80;
-  const std::size_t tail_size = rest + 1 + 8 <= kBlockSize ? kBlockSize : 2 * kBlockSize;
-  const std::uint64_t bit_length = static_cast<std::uint64_t>(data.size()) * 8;
-  for (std::size_t i = 0; i < 8; ++i) {
-    tail[tail_size - 1 - i] = static_cast<std::uint8_t>(bit_length >> (8 * i));
+  block[filled++] = 0x80;
+  if (filled > kBlockSize - 8) {
+    std::memset(block + filled, 0, kBlockSize - filled);
+    CompressBlock(state, block);
+    filled = 0;
   }
-  for (std::size_t i = 0; i < tail_size; i += kBlockSize) CompressBlock(state, tail.data() + i);
+  std::memset(block + filled, 0, kBlockSize - 8 - filled);
+  const std::uint64_t bit_length = length * 8;
+  for (std::size_t i = 0; i < 8; ++i)
+    block[kBlockSize - 1 - i] = static_cast<std::uint8_t>(bit_length >> (8 * i));
+  CompressBlock(state, block);
 
   std::array<std::uint8_t, 20> digest{};
   for (std::size_t i = 0; i < 5; ++i) {
@@ -159,6 +182,8 @@ std::array<std::uint8_t, 20> Sha1(std::string_view data) {
   }
   return digest;
 }
+
+std::array<std::uint8_t, 20> Sha1(std::string_view data) { return Sha1({data}); }
 
 std::string Sha1Hex(std::string_view data) {
   static constexpr char kHex[] = "0123456789abcdef";

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
 #include <optional>
 #include <string>
 #include <thread>
@@ -1162,6 +1163,68 @@ TEST(FlagDataBuild, SameKeyNewItemIsRecompiled) {
   EXPECT_EQ(v3->unparsable_count(), 1u);
   EXPECT_TRUE(
       SameJson(Eval(*v3, "a", kUserU, false), R"({"value":null,"variation":null,"version":3})"));
+}
+
+// One evaluation runs each distinct clause once and reuses the result in other flags: clauses
+// that differ only in negation, context kind, operator or value type must not share it.
+TEST(FlagDataBuild, RepeatedClausesAcrossFlagsKeepTheirOwnMeaning) {
+  const auto rule = [](std::string_view key, std::string_view clause) {
+    return FlagWithKey(key, std::string(R"({"rules":[{"id":"r","variation":1,"clauses":[)") +
+                                std::string(clause) + "]}]}");
+  };
+  const auto data = Data({
+      rule("a1", R"({"attribute":"name","op":"in","values":["Ann"]})"),
+      rule("a2", R"({"attribute":"name","op":"in","values":["Ann"],"negate":true})"),
+      rule("a3", R"({"contextKind":"org","attribute":"name","op":"in","values":["Ann"]})"),
+      rule("a4", R"({"attribute":"name","op":"startsWith","values":["Ann"]})"),
+      rule("a5", R"({"attribute":"name","op":"in","values":["Ann"]})"),
+      rule("a6", R"({"attribute":"kind","op":"in","values":["user"]})"),
+      rule("a7", R"({"contextKind":"user","attribute":"/kind","op":"in","values":["user"]})"),
+      rule("a8", R"({"attribute":"n","op":"in","values":[1]})"),
+      rule("a9", R"({"attribute":"n","op":"in","values":["1"]})"),
+  });
+  const std::string context = R"({"kind":"user","key":"u","name":"Ann","n":1})";
+  const std::map<std::string, std::string> expected = {
+      {"a1", R"("b")"}, {"a2", R"("a")"}, {"a3", R"("a")"}, {"a4", R"("b")"}, {"a5", R"("b")"},
+      {"a6", R"("b")"}, {"a7", R"("b")"}, {"a8", R"("b")"}, {"a9", R"("a")"}};
+  // In one all-flags evaluation (one session) and one flag at a time.
+  const std::string all = EvaluateAll(*data, Ctx(context), {Audience::kServer, false}).ToJson();
+  const json::object results = J(all).as_object();
+  for (const auto& [key, value] : expected) {
+    EXPECT_TRUE(SameJson(results.at(key).at("value"), value)) << key;
+    EXPECT_TRUE(SameJson(ValueOf(Eval(*data, key, context)), value)) << key;
+  }
+}
+
+// Rebuilds reuse unchanged flags, whose compiled form refers to numbered kinds, attributes and
+// clauses; while other flags churn, the numbering grows and is started afresh now and then.
+// Results must stay right throughout.
+TEST(FlagDataBuild, LongChurnKeepsReusedFlagsRight) {
+  const auto kept = testing::Item(FlagWithKey(
+      "kept",
+      R"({"rules":[{"id":"r","variation":1,"clauses":[{"attribute":"name","op":"in","values":["Ann"]},{"op":"segmentMatch","values":["s"]}]}],"fallthrough":{"rollout":{"variations":[{"variation":0,"weight":50000},{"variation":2,"weight":50000}],"bucketBy":"name"}}})"));
+  const auto segments = testing::Items({R"({"key":"s","version":1,"included":["u"]})"});
+  const std::string context = R"({"kind":"user","key":"u","name":"Ann"})";
+  const std::string other_context = R"({"kind":"user","key":"v","name":"Bob"})";
+  auto data = FlagData::Build(protocol::ItemSet::FromUnsorted({kept}), segments);
+  const auto kept_of = [&](std::string_view ctx) { return J(AllJson(*data, ctx)).at("kept"); };
+  const std::string kept_result = json::serialize(kept_of(context));
+  const std::string kept_other = json::serialize(kept_of(other_context));
+  EXPECT_NE(kept_result, kept_other);
+  for (int i = 0; i < 400; ++i) {
+    // A changing flag with a new kind, attribute and clause every time.
+    const std::string n = std::to_string(i);
+    const auto churn = testing::Item(FlagWithKey(
+        "churn",
+        R"({"version":)" + std::to_string(i + 2) +
+            R"(,"rules":[{"id":"r","variation":1,"clauses":[{"contextKind":"k)" + n +
+            R"(","attribute":"a)" + n + R"(","op":"in","values":["v)" + n + R"("]}]}]})"));
+    data = FlagData::Build(protocol::ItemSet::FromUnsorted({kept, churn}), segments, data.get());
+    ASSERT_TRUE(SameJson(kept_of(context), kept_result)) << "rebuild " << i;
+    ASSERT_TRUE(SameJson(kept_of(other_context), kept_other)) << "rebuild " << i;
+    const std::string matching = R"({"kind":"k)" + n + R"(","key":"x","a)" + n + R"(":"v)" + n + R"("})";
+    ASSERT_TRUE(SameJson(ValueOf(Eval(*data, "churn", matching)), R"("b")")) << "rebuild " << i;
+  }
 }
 
 TEST(FlagDataBuild, ConcurrentEvaluation) {

@@ -1215,14 +1215,14 @@ TEST(FlagDataBuild, LongChurnKeepsReusedFlagsRight) {
     // A changing flag with a new kind, attribute and clause every time.
     const std::string n = std::to_string(i);
     const auto churn = testing::Item(FlagWithKey(
-        "churn",
-        R"({"version":)" + std::to_string(i + 2) +
-            R"(,"rules":[{"id":"r","variation":1,"clauses":[{"contextKind":"k)" + n +
-            R"(","attribute":"a)" + n + R"(","op":"in","values":["v)" + n + R"("]}]}]})"));
+        "churn", R"({"version":)" + std::to_string(i + 2) +
+                     R"(,"rules":[{"id":"r","variation":1,"clauses":[{"contextKind":"k)" + n +
+                     R"(","attribute":"a)" + n + R"(","op":"in","values":["v)" + n + R"("]}]}]})"));
     data = FlagData::Build(protocol::ItemSet::FromUnsorted({kept, churn}), segments, data.get());
     ASSERT_TRUE(SameJson(kept_of(context), kept_result)) << "rebuild " << i;
     ASSERT_TRUE(SameJson(kept_of(other_context), kept_other)) << "rebuild " << i;
-    const std::string matching = R"({"kind":"k)" + n + R"(","key":"x","a)" + n + R"(":"v)" + n + R"("})";
+    const std::string matching =
+        R"({"kind":"k)" + n + R"(","key":"x","a)" + n + R"(":"v)" + n + R"("})";
     ASSERT_TRUE(SameJson(ValueOf(Eval(*data, "churn", matching)), R"("b")")) << "rebuild " << i;
   }
 }

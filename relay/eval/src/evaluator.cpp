@@ -609,11 +609,6 @@ bool IsExperiment(const Flag& flag, const Reason& reason) {
   return false;
 }
 
-void AppendInt(std::string& out, std::uint64_t value) {
-  char buffer[24];
-  out.append(buffer, std::to_chars(buffer, buffer + sizeof buffer, value).ptr);
-}
-
 // Appends `,"reason":{...}`.
 void AppendReason(std::string& out, const Flag& flag, const Reason& reason,
                   bool big_segments_not_configured) {
@@ -664,7 +659,7 @@ void AppendResult(std::string& out, Session& session, const Flag& flag, bool wit
     AppendReason(out, flag, detail.reason, session.big_segments_not_configured);
   if (flag.debug_events_until_date != 0) {
     out += R"(,"debugEventsUntilDate":)";
-    AppendInt(out, flag.debug_events_until_date);
+    AppendDecimal(out, flag.debug_events_until_date);
   }
   if (!session.prerequisites.empty()) {
     out += R"(,"prerequisites":[)";

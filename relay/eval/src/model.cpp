@@ -410,11 +410,6 @@ std::vector<SegmentTarget> CompileSegmentTargets(const Reader& in, std::string_v
   return targets;
 }
 
-void AppendInt(std::string& out, std::uint64_t value) {
-  char buffer[24];
-  out.append(buffer, std::to_chars(buffer, buffer + sizeof buffer, value).ptr);
-}
-
 // The parts of the served results that do not depend on the context (see Flag and Rule).
 void PrepareResults(Flag& flag, const json::array* variations) {
   std::string key_prefix;
@@ -428,7 +423,7 @@ void PrepareResults(Flag& flag, const json::array* variations) {
     out += R"(,"variation":)";
     out += variation;
     out += R"(,"version":)";
-    AppendInt(out, flag.version);
+    AppendDecimal(out, flag.version);
     return out;
   };
   if (variations != nullptr) {
@@ -437,7 +432,7 @@ void PrepareResults(Flag& flag, const json::array* variations) {
       std::string value;
       AppendJsonValue(value, variation);
       std::string index;
-      AppendInt(index, flag.result_heads.size());
+      AppendDecimal(index, flag.result_heads.size());
       flag.result_heads.push_back(head(value, index));
     }
   }
@@ -445,7 +440,7 @@ void PrepareResults(Flag& flag, const json::array* variations) {
   for (std::size_t i = 0; i < flag.rules.size(); ++i) {
     Rule& rule = flag.rules[i];
     rule.reason = R"(,"reason":{"kind":"RULE_MATCH","ruleIndex":)";
-    AppendInt(rule.reason, i);
+    AppendDecimal(rule.reason, i);
     if (!rule.id.empty()) {
       rule.reason += R"(,"ruleId":)";
       protocol::AppendJsonString(rule.reason, rule.id);
@@ -559,6 +554,11 @@ std::wstring Utf8ToWide(std::string_view text) {
     i += length;
   }
   return out;
+}
+
+void AppendDecimal(std::string& out, std::uint64_t value) {
+  char buffer[24];
+  out.append(buffer, std::to_chars(buffer, buffer + sizeof buffer, value).ptr);
 }
 
 json::value ParseJson(std::string_view text, boost::system::error_code& ec) {

@@ -315,6 +315,7 @@ std::shared_ptr<const Segment> CompileSegment(const protocol::ItemPtr& item, Sym
 
 // JSON helpers shared by the compiler, the context parser and the evaluator.
 void AppendJsonValue(std::string& out, const boost::json::value& value);
+void AppendDecimal(std::string& out, std::uint64_t value);
 /// Nesting allowed in flags and contexts: what the protocol layer accepts for items.
 inline constexpr std::size_t kMaxJsonDepth = 64;
 boost::json::value ParseJson(std::string_view text, boost::system::error_code& ec);

@@ -1196,6 +1196,28 @@ TEST(FlagDataBuild, RepeatedClausesAcrossFlagsKeepTheirOwnMeaning) {
   }
 }
 
+// Clauses too long to number (values over 1 KB as JSON) are computed each time, and still right.
+TEST(FlagDataBuild, LongClausesWithoutANumber) {
+  std::string values = R"(["Ann")";
+  for (int i = 0; i < 300; ++i) values += R"(,"someone-)" + std::to_string(i) + '"';
+  values += "]";
+  const auto rule = [&](std::string_view key, std::string_view negate) {
+    return FlagWithKey(key, std::string(R"({"rules":[{"id":"r","variation":1,"clauses":[)") +
+                                R"({"attribute":"name","op":"in","negate":)" + std::string(negate) +
+                                R"(,"values":)" + values + "}]}]}");
+  };
+  const auto data =
+      Data({rule("long", "false"), rule("long-again", "false"), rule("long-negated", "true")});
+  const json::object all =
+      J(EvaluateAll(*data, Ctx(kUserU), {Audience::kServer, false}).ToJson()).as_object();
+  EXPECT_TRUE(SameJson(all.at("long").at("value"), R"("b")"));
+  EXPECT_TRUE(SameJson(all.at("long-again").at("value"), R"("b")"));
+  EXPECT_TRUE(SameJson(all.at("long-negated").at("value"), R"("a")"));
+  const std::string bob = R"({"kind":"user","key":"v","name":"Bob"})";
+  EXPECT_TRUE(SameJson(ValueOf(Eval(*data, "long", bob)), R"("a")"));
+  EXPECT_TRUE(SameJson(ValueOf(Eval(*data, "long-negated", bob)), R"("b")"));
+}
+
 // Rebuilds reuse unchanged flags, whose compiled form refers to numbered kinds, attributes and
 // clauses; while other flags churn, the numbering grows and is started afresh now and then.
 // Results must stay right throughout.

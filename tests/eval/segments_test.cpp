@@ -341,6 +341,38 @@ TEST(SegmentReferences, SharedSegmentsAreNotACycle) {
   EXPECT_EQ(OutcomeOf(Eval(*data, "f", kUserU)), Outcome::kMatch);
 }
 
+// An all-flags evaluation works out each segment's verdict once and replays it to later flags,
+// including that it fails the evaluation or consulted a big segment.
+TEST(SegmentReferences, LaterFlagsGetTheSameVerdict) {
+  const auto flag = [](std::string key, std::string_view segment) {
+    std::string json =
+        RuleFlag(R"([{"op":"segmentMatch","values":[")" + std::string(segment) + R"("]}])");
+    return json.replace(json.find(R"("key":"f")"), 9, R"("key":")" + key + '"');
+  };
+  const auto data = Data(
+      {flag("cycle1", "a"), flag("cycle2", "a"), flag("big1", "big"), flag("big2", "big"),
+       flag("plain1", "s"), flag("plain2", "s")},
+      {R"({"key":"a","version":1,"rules":[{"clauses":[{"op":"segmentMatch","values":["b"]}]}]})",
+       R"({"key":"b","version":1,"rules":[{"clauses":[{"op":"segmentMatch","values":["a"]}]}]})",
+       R"({"key":"big","version":1,"unbounded":true,"generation":2,"included":["u"]})",
+       Seg(R"("included":["u"])")});
+  const boost::json::object all =
+      testing::J(EvaluateAll(*data, testing::Ctx(kUserU), {Audience::kServer, true}).ToJson())
+          .as_object();
+  for (const char* key : {"cycle1", "cycle2"}) {
+    EXPECT_TRUE(
+        SameJson(all.at(key).at("reason"), R"({"kind":"ERROR","errorKind":"MALFORMED_FLAG"})"))
+        << key;
+  }
+  for (const char* key : {"big1", "big2"}) {
+    EXPECT_TRUE(SameJson(all.at(key).at("reason"),
+                         R"({"kind":"FALLTHROUGH","bigSegmentsStatus":"NOT_CONFIGURED"})"))
+        << key;
+  }
+  for (const char* key : {"plain1", "plain2"})
+    EXPECT_TRUE(SameJson(all.at(key).at("value"), "true")) << key;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Unbounded (big) segments: flagrelay has no big-segment store, so they never match and the
 // reason says NOT_CONFIGURED, as with Go's evaluator when no BigSegmentProvider is configured.

@@ -71,8 +71,8 @@ std::string_view Str(const json::value& v) { return v.get_string(); }
 
 // One evaluation: a context against one FlagData, for any number of flags. It resolves what the
 // flags ask of the context (the individual context of a kind, an attribute's value, a date or
-// version parsed from it, a segment's verdict) at most once, by the numbers in Symbols; flags
-// mostly ask the same few things, so per clause this is an array lookup.
+// version parsed from it, a distinct clause's result, a segment's verdict) at most once, by the
+// numbers in Symbols; flags mostly ask the same few things, so per clause this is an array lookup.
 class Session {
  public:
   Session(const FlagData::Impl& flag_data, const Context::Impl& evaluated)

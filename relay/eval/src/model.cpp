@@ -307,11 +307,10 @@ Clause CompileClause(const json::object* object, Symbols& symbols, bool& bad) {
   const Reader in(object, bad);
   Clause clause;
   const std::string kind = in.String("contextKind");
-  clause.kind = symbols.Kind(kind);
   const Ref attribute = CompileRef(in.String("attribute"), kind.empty());
   clause.bad_attribute = !attribute.defined || !attribute.valid;
   clause.is_kind = attribute.is_kind;
-  clause.attribute = symbols.AttributeOf(clause.kind, attribute);
+  clause.attribute = symbols.AttributeOf(symbols.Kind(kind), attribute);
   clause.op = ParseOp(in.String("op"));
   clause.negate = in.Bool("negate");
   if (clause.op == Op::kIn) {
@@ -329,8 +328,7 @@ Clause CompileClause(const json::object* object, Symbols& symbols, bool& bad) {
     const auto append = [&](const auto& field) {
       encoded.append(reinterpret_cast<const char*>(&field), sizeof field);
     };
-    append(clause.kind);
-    append(clause.attribute);
+    append(clause.attribute);  // of a context kind
     append(clause.is_kind);
     append(clause.op);
     append(clause.negate);

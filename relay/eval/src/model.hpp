@@ -37,12 +37,6 @@ struct Context::Impl {
   std::vector<Single> contexts;  // one per kind, in the order given
   bool multi = false;
   std::optional<std::string> secondary;  // old user JSON only (Go's enableSecondaryKey)
-
-  [[nodiscard]] const Single* Find(std::string_view kind) const {
-    for (const auto& single : contexts)
-      if (single.kind == kind) return &single;
-    return nullptr;
-  }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -72,9 +66,10 @@ struct StringHash {
 template <class T>
 using StringMap = std::unordered_map<std::string, T, StringHash, std::equal_to<>>;
 
-// The context kinds, attributes (a kind and a reference) and segment keys that compiled items
-// refer to, each given a number. Items store numbers, so one evaluation resolves each attribute in
-// the context once rather than once per clause, and finds segments without hashing their keys.
+// The context kinds, attributes (a kind and a reference), segment keys and distinct clauses that
+// compiled items refer to, each given a number. Items store numbers, so one evaluation resolves
+// each attribute in the context once rather than once per clause, computes each distinct clause
+// once, and finds segments without hashing their keys.
 // A rebuild copies its predecessor's Symbols and only appends, so the items it reuses keep their
 // numbers (FlagData::Build starts afresh when too many numbers are no longer used).
 class Symbols {
@@ -177,8 +172,7 @@ struct InSet {
 };
 
 struct Clause {
-  std::uint32_t kind = kUserKindId;
-  std::uint32_t attribute = kNoSymbol;  // number in Symbols
+  std::uint32_t attribute = kNoSymbol;  // number in Symbols (of a context kind and a reference)
   bool bad_attribute = false;           // undefined or invalid: the evaluation fails
   bool is_kind = false;                 // the attribute is "kind": matched against every kind
   Op op = Op::kUnknown;

@@ -285,15 +285,17 @@ std::optional<HttpResponse> Router::RouteClientSide(const HttpRequest& request,
     return respond(std::move(response));
   }
 
-  std::string context_json;
+  std::string decoded;  // a GET's context, from the path
+  std::string_view context_json;
   if (route->report) {
     if (!AcceptableContentType(request.content_type))
       return respond(Text(415, "Content-Type must be application/json."));
     context_json = request.body;
   } else {
-    auto decoded = DecodeBase64(PercentDecode(route->context));
-    if (!decoded) return respond(JsonMessage(400, "context is not valid base64url"));
-    context_json = std::move(*decoded);
+    auto from_path = DecodeBase64(PercentDecode(route->context));
+    if (!from_path) return respond(JsonMessage(400, "context is not valid base64url"));
+    decoded = std::move(*from_path);
+    context_json = decoded;
   }
   auto context = eval::Context::Parse(context_json);
   if (!context) return respond(JsonMessage(400, context.error().message));

@@ -29,7 +29,7 @@ std::vector<protocol::SharedBytes> ClientStream::Update(
     sent.push_back({entry.key, entry.version, protocol::StableHash64(entry.json)});
 
   std::vector<protocol::SharedBytes> frames;
-  bool needs_put = !started_;
+  bool needs_put = sent_data_ == nullptr;
   // Both lists are sorted by key: walk them together.
   std::size_t i = 0, j = 0;
   while (!needs_put && (i < sent_.size() || j < sent.size())) {
@@ -53,7 +53,6 @@ std::vector<protocol::SharedBytes> ClientStream::Update(
     frames.clear();
     frames.push_back(Frame("put", now.ToJson()));
   }
-  started_ = true;
   sent_ = std::move(sent);
   sent_data_ = std::move(data);  // keeps the keys in sent_ alive
   return frames;

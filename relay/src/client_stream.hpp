@@ -37,8 +37,7 @@ class ClientStream {
   };
   eval::Context context_;
   eval::EvalOptions options_;
-  bool started_ = false;
-  std::shared_ptr<const eval::FlagData> sent_data_;
+  std::shared_ptr<const eval::FlagData> sent_data_;  // null until the first put
   std::vector<Sent> sent_;
 };
 

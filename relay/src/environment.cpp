@@ -167,12 +167,9 @@ void Environment::LoadFromCache() {
 
 void Environment::ReleaseCache() {
   std::lock_guard lock(apply_mutex_);
-  if (!held_cache_) return;
-  if (!served_) {
-    LogInfo("cache " + config_.name, "serving cached data until live data arrives");
-    served_ = true;
-    Publish(Change{held_cache_, true, {}, {}});
-  }
+  if (!held_cache_) return;  // nothing held back: live data came first, or it is out already
+  LogInfo("cache " + config_.name, "serving cached data until live data arrives");
+  Publish(Change{held_cache_, true, {}, {}});
   held_cache_.reset();
 }
 
@@ -279,12 +276,12 @@ void Environment::ApplyFile(protocol::PutMessage data, Published published) {
 }
 
 void Environment::Submit(Change change) {
+  // A stream's first event must be a `put`: whatever is served first is a full data set (a file
+  // diff against held-back cached data included). Nothing was served while there was no data or
+  // the cache's was held back.
+  if (latest_ == nullptr || held_cache_ != nullptr) change.replace_all = true;
   latest_ = change.snapshot;
   held_cache_.reset();  // live data supersedes what the cache held
-  // A stream's first event must be a `put`: whatever is served first is a full data set (a file
-  // diff against held-back cached data included).
-  if (!served_) change.replace_all = true;
-  served_ = true;
   if (store_ == nullptr) {
     Publish(change);
     return;
@@ -337,10 +334,7 @@ void Environment::Commit(const Change& change) {
 void Environment::Publish(const Change& change) {
   const protocol::Snapshot& snap = *change.snapshot;
   metrics_.last_update_timestamp->Set(static_cast<double>(snap.updated_at_unix_ms()) / 1000.0);
-  metrics_.snapshot_bytes->Set(
-      // {"flags":...,"segments":...}
-      static_cast<double>(snap.flags().served_json_bytes() + snap.segments().served_json_bytes() +
-                          22));
+  metrics_.snapshot_bytes->Set(static_cast<double>(snap.served_json_bytes()));
   metrics_.snapshot_flags->Set(static_cast<double>(snap.flags().live_count()));
   metrics_.snapshot_segments->Set(static_cast<double>(snap.segments().live_count()));
   metrics_.SetDataSource(Label(snap.source()));
@@ -415,7 +409,8 @@ std::shared_ptr<const eval::FlagData> Environment::EvalData() const {
   // Built lazily by the first evaluation after a change (only changed items are compiled), so
   // environments without client-side SDKs never pay for it.
   std::lock_guard lock(eval_mutex_);
-  if (!eval_data_ || eval_data_version_ != snap->data_version()) {
+  // Data versions only grow: a caller that loaded an older snapshot gets the newer build.
+  if (!eval_data_ || eval_data_version_ < snap->data_version()) {
     const std::size_t unparsable_before = eval_data_ ? eval_data_->unparsable_count() : 0;
     eval_data_ = eval::FlagData::Build(snap->flags(), snap->segments(), eval_data_.get());
     eval_data_version_ = snap->data_version();

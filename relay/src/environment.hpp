@@ -168,7 +168,6 @@ class Environment {
   protocol::SnapshotPtr
       latest_;  // newest applied snapshot, committed or not (guarded by apply_mutex_)
   protocol::SnapshotPtr held_cache_;  // loaded from the cache, not yet served (apply_mutex_)
-  bool served_ = false;               // something was published or submitted (apply_mutex_)
 
   mutable std::mutex mutex_;
   struct Subscription {

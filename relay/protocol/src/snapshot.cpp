@@ -91,7 +91,7 @@ std::string Snapshot::BuildBody(EncodedBody::Content content) const {
   std::string out;
   switch (content) {
     case EncodedBody::Content::kAll:
-      out.reserve(flags_.served_json_bytes() + segments_.served_json_bytes() + 22);
+      out.reserve(served_json_bytes());
       out += "{\"flags\":";
       AppendMap(out, flags_);
       out += ",\"segments\":";

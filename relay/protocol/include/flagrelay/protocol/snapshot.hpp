@@ -56,6 +56,10 @@ class Snapshot {
   }
   /// Relay-local, monotonic per environment, persisted with the cache.
   [[nodiscard]] std::uint64_t data_version() const { return data_version_; }
+  /// Size of the `{"flags":..,"segments":..}` body.
+  [[nodiscard]] std::size_t served_json_bytes() const {
+    return flags_.served_json_bytes() + segments_.served_json_bytes() + 22;
+  }
   [[nodiscard]] DataSource source() const { return source_; }
   [[nodiscard]] std::int64_t updated_at_unix_ms() const { return updated_at_unix_ms_; }
 

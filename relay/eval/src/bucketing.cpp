@@ -1,9 +1,7 @@
 #include "flagrelay/eval/bucketing.hpp"
 
-#include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <cstdio>
 
 #include "flagrelay/eval/sha1.hpp"
 

@@ -11,11 +11,11 @@ import { performance } from 'node:perf_hooks';
 import { startFakeUpstream } from '../tests/node/support/fake-upstream.mjs';
 import { makeFlag } from '../tests/node/support/flags.mjs';
 import { startRelay, makeTempDir } from '../tests/node/support/relay.mjs';
+import { sleep } from '../tests/node/support/http.mjs';
 import { init } from '../tests/node/node_modules/@launchdarkly/node-server-sdk/dist/src/index.js';
 
 const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 5;
 const SDK_KEY = 'sdk-bench000-0000-0000-0000-000000000001';
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)];
 

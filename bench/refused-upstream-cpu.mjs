@@ -11,7 +11,9 @@
 import fs from 'node:fs';
 import { startRelay, makeTempDir } from '../tests/node/support/relay.mjs';
 import { freePort } from '../tests/node/support/ports.mjs';
-import { scrape, findSamples } from '../tests/node/support/prom.mjs';
+import { scrape, sampleSum } from '../tests/node/support/prom.mjs';
+import { sleep } from '../tests/node/support/http.mjs';
+import { cpuSeconds, rssKiB } from '../tests/node/support/faults.mjs';
 
 const arg = (name, dflt) => {
   const i = process.argv.indexOf(name);
@@ -19,22 +21,11 @@ const arg = (name, dflt) => {
 };
 const seconds = arg('--seconds', 60);
 const envCount = arg('--envs', 1);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function cpuSeconds(pid) {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(rest[11]) + Number(rest[12])) / 100; // utime, stime (fields 14, 15) in clock ticks
-}
-
-function rssKiB(pid) {
-  return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
-}
 
 async function reconnects(relay) {
   try {
     const { parsed } = await scrape(relay);
-    return findSamples(parsed, 'flagrelay_upstream_reconnects_total').reduce((a, s) => a + s.value, 0);
+    return sampleSum(parsed, 'flagrelay_upstream_reconnects_total') ?? 0;
   } catch {
     return NaN;
   }

@@ -49,7 +49,6 @@ export function generate({ seed = 4, flagCount = 200, contextCount = 100, rollou
   const DAY = 86400000;
   const EPOCH_2020 = 1577836800000;
 
-  const segmentKeys = ['beta-testers', 'staff'];
   const segments = {
     'beta-testers': {
       key: 'beta-testers',
@@ -201,7 +200,7 @@ export function generate({ seed = 4, flagCount = 200, contextCount = 100, rollou
       contexts.push(multi);
     }
   }
-  return { data: { flags, segments }, contexts, segmentKeys };
+  return { data: { flags, segments }, contexts };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

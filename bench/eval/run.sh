@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Client-side evaluation benchmark (issue 4): the flagrelay C++ engine against the official Node
-# server SDK on the same 200 flags and 100 contexts, in one run.
+# server SDK on the same data (by default 200 flags and 100 contexts), in one run.
 #
 #   bench/eval/run.sh [--build] [--runs 3] [--keep] [BENCH_BINARY]
 #
@@ -76,10 +76,13 @@ echo "== cross-check (every context, every flag)"
 node "$here/compare.mjs" "$tmp/cpp.jsonl" "$tmp/node.jsonl"
 
 echo
-echo "== summary (median µs per all-flags evaluation for one context, 200 flags)"
 node - "$tmp" "$runs" <<'EOF'
 const fs = require('node:fs');
 const [dir, runs] = [process.argv[2], Number(process.argv[3])];
+// The data's size as the C++ program counted it (its first line: "...: N flags, M contexts, ...").
+const counted = /(\d+) flags, (\d+) contexts/.exec(fs.readFileSync(`${dir}/cpp-1.txt`, 'utf8').split('\n')[0]);
+const size = counted ? `${counted[1]} flags, ${counted[2]} contexts` : 'data size not reported';
+console.log(`== summary (median µs per all-flags evaluation for one context, ${size})`);
 const field = (file, name) => {
   const line = fs.readFileSync(`${dir}/${file}`, 'utf8').split('\n').find((l) => l.startsWith('RESULT '));
   const m = new RegExp(`\\b${name}=([0-9.]+)`).exec(line);

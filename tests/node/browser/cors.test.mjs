@@ -40,8 +40,9 @@ browserTest('allowedOrigin without the page origin: the browser blocks the SDK, 
   }
   assert.ok(page.consoleMatching('blocked by CORS policy').length >= 1);
   // The relay answered (the browser withheld it): the preflight carried the other origin.
-  const pre = page.requestsTo(`${relay.url}/sdk/evalx/`).find((e) => e.method === 'OPTIONS' && e.status);
-  if (pre) assert.equal(hdr(pre, 'access-control-allow-origin'), OTHER);
+  const pre = await page.waitForRequest(`${relay.url}/sdk/evalx/`, (e) => e.method === 'OPTIONS' && e.status !== null, { what: 'preflight answer' });
+  assert.equal(pre.status, 200, page.netSummary(`${relay.url}/sdk/evalx/`));
+  assert.equal(hdr(pre, 'access-control-allow-origin'), OTHER);
   // The same for a plain fetch and for the client stream (EventSource, no preflight).
   const f = await page.fetch(evalxUrl(relay, ADA));
   assert.match(f.error ?? '', /Failed to fetch/, JSON.stringify(f));

@@ -1,9 +1,9 @@
 // Data and set-up shared by the browser tests: flags whose evaluation for the test contexts is
 // known, a relay with one JS-enabled environment in front of the fake upstream, and the page.
-import { createHmac } from 'node:crypto';
 import { makeFlag, makeSegment, byKey, KEYS } from '../support/flags.mjs';
 import { openSdkPage } from '../support/browser.mjs';
 import { waitEnv } from '../support/faults.mjs';
+import { b64url } from '../support/contexts.mjs';
 
 export const ENV_ID = KEYS.prodEnvId;
 export const SDK_KEY = KEYS.prod;
@@ -16,7 +16,6 @@ export const BOB = { kind: 'user', key: 'browser-user-2', name: 'Bob', country: 
 /** Overrides that make a flag invisible to JS. */
 export const NOT_JS_OVERRIDES = { clientSideAvailability: { usingEnvironmentId: false, usingMobileKey: false }, clientSide: false };
 const JS = { clientSideAvailability: { usingEnvironmentId: true, usingMobileKey: false }, clientSide: true };
-const NOT_JS = NOT_JS_OVERRIDES;
 const MOBILE_ONLY = { clientSideAvailability: { usingEnvironmentId: false, usingMobileKey: true }, clientSide: false };
 
 export function countryRule(countries, id = 'rule-country') {
@@ -46,7 +45,7 @@ export const FLAGS = {
     rules: [{ id: 'rule-segment', clauses: [{ attribute: 'segmentMatch', op: 'segmentMatch', values: ['beta-testers'], negate: false }], variation: 0, trackEvents: false }],
     fallthrough: { variation: 1 },
   }),
-  serverOnly: makeFlag('server-only', 1, 'secret', NOT_JS),
+  serverOnly: makeFlag('server-only', 1, 'secret', NOT_JS_OVERRIDES),
   mobileOnly: makeFlag('mobile-only', 1, 'mobile', MOBILE_ONLY),
 };
 
@@ -99,16 +98,11 @@ export async function setup(s, { envExtra = {}, goto = '/' } = {}) {
 
 /** The relay's /sdk/evalx/{envId}/contexts/{b64} URL for a context. */
 export function evalxUrl(relay, context, query = '') {
-  return `${relay.url}/sdk/evalx/${ENV_ID}/contexts/${Buffer.from(JSON.stringify(context)).toString('base64url')}${query}`;
+  return `${relay.url}/sdk/evalx/${ENV_ID}/contexts/${b64url(context)}${query}`;
 }
 
 export function streamUrl(relay, context, query = '') {
-  return `${relay.url}/eval/${ENV_ID}/${Buffer.from(JSON.stringify(context)).toString('base64url')}${query}`;
-}
-
-/** Secure-mode hash: hex HMAC-SHA256 of the fully-qualified key, keyed by the SDK key. */
-export function secureHash(fullyQualifiedKey, key = SDK_KEY) {
-  return createHmac('sha256', key).update(fullyQualifiedKey).digest('hex');
+  return `${relay.url}/eval/${ENV_ID}/${b64url(context)}${query}`;
 }
 
 /** Waits (bounded) until the page's SDK stream to the relay is open (EventSource 200). */

@@ -7,23 +7,22 @@ import { isDeepStrictEqual } from 'node:util';
 import { browserTest } from '../support/browser.mjs';
 import { waitEnv } from '../support/faults.mjs';
 import { makeFlag } from '../support/flags.mjs';
-import { waitFor } from '../support/http.mjs';
+import { sleep, waitFor } from '../support/http.mjs';
+import { b64url, b64urlPadded } from '../support/contexts.mjs';
 import {
   ADA, BOB, ENV_ID, FLAGS, EXPECTED_ADA, EXPECTED_BOB, NOT_JS_OVERRIDES, countryRule,
   sdkOptions, setup, streamOpen, evalxUrl,
 } from './fixtures.mjs';
 
-const b64 = (c) => Buffer.from(JSON.stringify(c)).toString('base64url');
-
 browserTest('identify() switches context: new poll and new stream, then updates for the new context', async (t, s) => {
   const { up, relay, page } = await setup(s);
   assert.equal((await page.startClient(ENV_ID, ADA, sdkOptions(relay))).status, 'complete');
-  await streamOpen(page, relay, `/eval/${ENV_ID}/${b64(ADA)}`);
+  await streamOpen(page, relay, `/eval/${ENV_ID}/${b64url(ADA)}`);
   const r = await page.identify(BOB);
   assert.equal(r.status, 'completed', JSON.stringify(r));
   assert.deepEqual(await page.allFlags(), EXPECTED_BOB);
-  await streamOpen(page, relay, `/eval/${ENV_ID}/${b64(BOB)}`);
-  await page.waitForSse(`${relay.url}/eval/${ENV_ID}/${b64(BOB)}`, (m) => m.event === 'put', { what: "Bob's put" });
+  await streamOpen(page, relay, `/eval/${ENV_ID}/${b64url(BOB)}`);
+  await page.waitForSse(`${relay.url}/eval/${ENV_ID}/${b64url(BOB)}`, (m) => m.event === 'put', { what: "Bob's put" });
   await page.skipChanges();
   up.pushPatch({ ...FLAGS.byCountry, version: 2, rules: [countryRule(['us'])] });
   await page.waitForChange('by-country', { pred: (v) => v['by-country'] === 'bonjour' });
@@ -57,7 +56,7 @@ browserTest('prerequisites: a change to a (server-only) prerequisite re-evaluate
   const { up, relay, page } = await setup(s);
   up.pushPatch(gate);
   up.pushPatch(gated);
-  await new Promise((res) => setTimeout(res, 200));
+  await sleep(200);
   const raw = await page.fetch(evalxUrl(relay, ADA, '?withReasons=true'));
   const body = JSON.parse(raw.text);
   assert.equal(body.gate, undefined, 'the prerequisite itself is server-only');
@@ -111,7 +110,7 @@ browserTest('a burst of patches: the page ends on the last version, never going 
   const seen = (await page.changes()).slice(from).filter((c) => c.keys.includes('everyone-number')).map((c) => c.values['everyone-number']);
   assert.ok(seen.every((v, i) => i === 0 || v > seen[i - 1]), `values went back: ${seen}`);
   t.diagnostic(`${seen.length} change events for 29 patches`);
-  await new Promise((res) => setTimeout(res, 300));
+  await sleep(300);
   assert.equal(await page.variation('everyone-number', 0), 300);
   assert.deepEqual(await page.allFlags(), { ...EXPECTED_ADA, 'everyone-number': 300 });
 });
@@ -121,13 +120,13 @@ browserTest('protocol edges seen from a page: errors carry CORS headers, old use
   // A bad context is a 400 the page can read (CORS headers on the error response).
   const bad = await page.fetch(`${relay.url}/sdk/evalx/${ENV_ID}/contexts/not-base64-json!!`);
   assert.equal(bad.status, 400, JSON.stringify(bad).slice(0, 300));
-  const noKey = await page.fetch(`${relay.url}/sdk/evalx/${ENV_ID}/contexts/${b64({ kind: 'user', key: '' })}`);
+  const noKey = await page.fetch(`${relay.url}/sdk/evalx/${ENV_ID}/contexts/${b64url({ kind: 'user', key: '' })}`);
   assert.equal(noKey.status, 400, JSON.stringify(noKey).slice(0, 300));
   // An unknown environment: 404 without CORS headers (§1.8), so the page sees a network error.
-  const unknown = await page.fetch(`${relay.url}/sdk/evalx/000000000000000000000000/contexts/${b64(ADA)}`);
+  const unknown = await page.fetch(`${relay.url}/sdk/evalx/000000000000000000000000/contexts/${b64url(ADA)}`);
   assert.match(unknown.error ?? '', /Failed to fetch/, `unknown env: ${JSON.stringify(unknown).slice(0, 300)}`);
   // Old user JSON on the users route, padded base64.
-  const oldUser = Buffer.from(JSON.stringify({ key: ADA.key, custom: { country: 'fr' } })).toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
+  const oldUser = b64urlPadded({ key: ADA.key, custom: { country: 'fr' } });
   const u = await page.fetch(`${relay.url}/sdk/evalx/${ENV_ID}/users/${oldUser}`);
   assert.equal(u.status, 200, JSON.stringify(u).slice(0, 300));
   assert.equal(JSON.parse(u.text)['by-country'].value, 'bonjour', 'old user custom attribute');

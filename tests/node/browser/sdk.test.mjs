@@ -4,6 +4,7 @@
 // Protocol reference §1.5, §1.6, §1.8.
 import assert from 'node:assert/strict';
 import { browserTest, openSdkPage } from '../support/browser.mjs';
+import { sleep } from '../support/http.mjs';
 import {
   ADA, BOB, ENV_ID, FLAGS, SEGMENTS, EXPECTED_ADA, EXPECTED_BOB, INVISIBLE, NOT_JS_OVERRIDES,
   countryRule, sdkOptions, setup, streamOpen,
@@ -44,7 +45,7 @@ browserTest('the browser SDK gets the evaluated flags of its context from the re
   assert.equal(data.targeted.variation, 0);
   assert.equal(data['switched-off'].variation, 1);
   // The stream's put holds what the poll returned: no change for the application.
-  await new Promise((res) => setTimeout(res, 300));
+  await sleep(300);
   assert.deepEqual(await page.pendingChanges(), [], 'the stream put (same data as the poll) changed nothing');
   assert.deepEqual(await page.allFlags(), EXPECTED_ADA, 'allFlags() after the stream put');
 });
@@ -79,7 +80,7 @@ browserTest('withReasons: evaluation reasons reach the SDK (poll and stream)', a
   const put = await page.waitForSse(`${relay.url}/eval/${ENV_ID}/`, (m) => m.event === 'put', { what: 'put on the client stream' });
   assert.match(new URL(page.sseFrom(`${relay.url}/eval/`)[0].url).search, /withReasons=true/);
   assert.deepEqual(JSON.parse(put.data).targeted.reason, { kind: 'TARGET_MATCH' }, 'the stream put carries reasons');
-  await new Promise((res) => setTimeout(res, 200));
+  await sleep(200);
   await check('after the stream put');
 });
 
@@ -94,7 +95,7 @@ browserTest('upstream changes reach the pages through the client stream (patch, 
     page.waitForSse(`${relay.url}/eval/`, (m) => m.event === 'put', { what: 'initial put' }),
     bob.waitForSse(`${relay.url}/eval/`, (m) => m.event === 'put', { what: 'initial put' }),
   ]);
-  await new Promise((res) => setTimeout(res, 200));
+  await sleep(200);
   await page.skipChanges();
   await bob.skipChanges();
   page.firstChangeAfterInit = page.changeCursor;
@@ -130,7 +131,7 @@ browserTest('upstream changes reach the pages through the client stream (patch, 
     [[page, 'targeted', '<<default>>'], [bob, 'targeted', '<<default>>']]);
   t.diagnostic(`change latency (push to the SDK's change event): ${latency.join('; ')}`);
 
-  await new Promise((res) => setTimeout(res, 500));
+  await sleep(500);
   const final = { ...EXPECTED_ADA, 'everyone-number': 43, 'in-segment': 'beta', 'server-only': 'secret' };
   delete final.doomed;
   delete final.targeted;

@@ -28,14 +28,13 @@ import path from 'node:path';
 import { relayTest, prodEnv } from '../support/harness.mjs';
 import { KEYS } from '../support/flags.mjs';
 import { generateCorpus, seedFromEnv } from '../support/corpus.mjs';
+import { b64url, b64urlPadded } from '../support/contexts.mjs';
+import { sleep } from '../support/http.mjs';
 import { countingLogger, startSdk, sdkEvalx, diffEvalx, accumulateCoverage } from './oracle.mjs';
 
 const TIMEOUT_MS = Number(process.env.FLAGRELAY_DIFF_TIMEOUT_MS || 85000);
 const MAX_REPORT = Number(process.env.FLAGRELAY_DIFF_MAX_REPORT || 8);
 const CONCURRENCY = 4;
-
-const b64url = (text) => Buffer.from(text, 'utf8').toString('base64url');
-const padded = (s) => s + '='.repeat((4 - (s.length % 4)) % 4);
 
 /** One request over a keep-alive agent; resolves {status, text, json (parsed or undefined)}. */
 function request(agent, url, { method = 'GET', headers = {}, body, timeoutMs = 10000 } = {}) {
@@ -182,7 +181,7 @@ relayTest(
       if (Date.now() > deadline) {
         throw new Error(`relay evalx not ready within 15 s: last answer ${r.status} ${String(r.text).slice(0, 300)}`);
       }
-      await new Promise((res) => setTimeout(res, 100));
+      await sleep(100);
     }
     const tReady = performance.now();
 
@@ -216,7 +215,7 @@ relayTest(
     const reportIdx = new Set([0, 4, 6, 8, contexts.length - 1]);
 
     await pool(contexts, CONCURRENCY, async (context, i) => {
-      const enc = i % 11 === 5 ? padded(b64url(contextsJson[i])) : b64url(contextsJson[i]);
+      const enc = i % 11 === 5 ? b64urlPadded(contextsJson[i]) : b64url(contextsJson[i]);
       const [jsExp, allExp] = await Promise.all([
         sdkEvalx(client, context, { clientSideOnly: true }),
         sdkEvalx(client, context, {}),

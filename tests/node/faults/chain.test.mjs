@@ -7,6 +7,7 @@ import { sdkClient, nextEmit } from '../support/sdk.mjs';
 import { sleep } from '../support/http.mjs';
 import { makeTestPki } from '../support/tls.mjs';
 import { assertAllPut } from '../support/assertions.mjs';
+import { sampleSum } from '../support/prom.mjs';
 import {
   FAST, FAST_MAX_DELAY_MS, SLACK_MS, user, waitEnv, stateIs, upstreamMetrics, assertStateGauge,
   assertServes, report, waitVariation,
@@ -15,7 +16,8 @@ import {
 
 faultTest('chained relays A -> B -> upstream: patches reach clients of A; A is VALID; A recovers when B restarts', async (t, s) => {
   const f1 = makeFlag('chained', 1, 'v1');
-  const up = await s.upstream({ sdkKey: KEYS.prod, flags: byKey(f1), heartbeatMs: 300 });
+  const kept = makeFlag('kept', 1, 'still-here'); // never changed: shows A keeps its data while B is down
+  const up = await s.upstream({ sdkKey: KEYS.prod, flags: byKey(f1, kept), heartbeatMs: 300 });
   const dirB = s.tmpDir();
   const relayB = await s.relay({ dir: dirB, upstreamUrl: up.url, environments: prodEnv(), upstream: FAST, label: 'B' });
   const relayA = await s.relay({ upstreamUrl: relayB.url, environments: prodEnv(), upstream: { ...FAST, readTimeout: '5s' }, label: 'A' });
@@ -23,10 +25,10 @@ faultTest('chained relays A -> B -> upstream: patches reach clients of A; A is V
   assert.equal(a.dataSource, 'upstream');
   assert.equal(a.status, 'connected');
   assertStateGauge(await upstreamMetrics(relayA), 'valid', 'A state gauge');
-  await assertServes(relayA, KEYS.prod, byKey(f1), {}, 'A polling');
+  await assertServes(relayA, KEYS.prod, byKey(f1, kept), {}, 'A polling');
 
   const sse = await s.sse(`${relayA.url}/all`, { headers: auth(KEYS.prod) });
-  assertAllPut(await sse.nextEvent(3000), byKey(f1), {}, 'A /all put');
+  assertAllPut(await sse.nextEvent(3000), byKey(f1, kept), {}, 'A /all put');
   const client = sdkClient(s, relayA, KEYS.prod, { stream: true });
   await client.waitForInitialization({ timeout: 5 });
   assert.equal(await client.variation('chained', user('u1'), 'd'), 'v1');
@@ -51,7 +53,8 @@ faultTest('chained relays A -> B -> upstream: patches reach clients of A; A is V
   // B goes away: A is interrupted, keeps its data; B comes back on the same port (with its cache).
   await relayB.kill();
   await waitEnv(relayA, stateIs('INTERRUPTED'), { what: 'A INTERRUPTED while B is down' });
-  await assertServes(relayA, KEYS.prod, {}, {}, 'A keeps its data while B is down');
+  await assertServes(relayA, KEYS.prod, byKey(kept), {}, 'A keeps its data while B is down');
+  assert.equal(await client.variation('kept', user('u1'), 'd'), 'still-here', 'the SDK on A keeps its data while B is down');
   up.pushPatch(makeFlag('chained', 6, 'v6'));
   const back = Date.now();
   const relayB2 = await s.relay({ dir: dirB, port: relayB.port, upstreamUrl: up.url, environments: prodEnv(), upstream: FAST, label: 'B restarted' });
@@ -72,7 +75,7 @@ faultTest('chained: the key is rejected upstream -> B is OFF and answers 401 -> 
   const before = (await upstreamMetrics(relayB)).parsed;
   await sleep(1500);
   const after = (await upstreamMetrics(relayB)).parsed;
-  const allReq = (p) => p.samples.filter((x) => x.name === 'flagrelay_http_requests_total' && x.labels.route === '/all').reduce((n, x) => n + x.value, 0);
+  const allReq = (p) => sampleSum(p, 'flagrelay_http_requests_total', { route: '/all' }) ?? 0;
   assert.ok(allReq(before) >= 1, `B counted no /all request from A (flagrelay_http_requests_total{route="/all"})`);
   assert.equal(allReq(after), allReq(before), 'A retried /all on B after a 401');
 });

@@ -45,7 +45,7 @@ faultTest('initTimeout: with a cache and a reachable upstream, data is served on
   await up.waitForOpenStream(KEYS.prod, 3000);
   const sse = await s.sse(`${relay.url}/all`, { headers: auth(KEYS.prod) });
   const early = await latestAll(relay, KEYS.prod);
-  report(t, s, 'initTimeout (cache, silent upstream): polling status before the put', 0, `(status ${early.status})`);
+  s.note(`initTimeout (cache, silent upstream): polling status ${early.status} before the put`);
   assert.notEqual(early.status, 200, `cached data served ${Date.now() - spawnAt} ms after start although the upstream is reachable and initTimeout (5 s) has not passed: ${JSON.stringify(early.body).slice(0, 200)}`);
   await sleep(700);
   assert.notEqual((await latestAll(relay, KEYS.prod)).status, 200, 'still waiting for the upstream put');

@@ -8,15 +8,17 @@ import { KEYS, makeFlag, byKey } from '../support/flags.mjs';
 import { httpRequest, sleep } from '../support/http.mjs';
 import { promtoolAvailable, promtoolCheck } from '../support/prom.mjs';
 import {
-  FAST, waitEnv, stateIs, upstreamMetrics, assertStateGauge, waitMetrics, report, statusJson, frame,
+  FAST, SLACK_MS, envStatus, waitEnv, stateIs, upstreamMetrics, assertStateGauge, waitMetrics, report, statusJson, frame,
   faultTest,
 } from '../support/faults.mjs';
 
 const readyz = async (relay) => (await httpRequest(`${relay.url}/readyz`)).status;
 
 faultTest('disconnectedStatusTime: "connected" while briefly interrupted, "disconnected" (top level degraded) after it', async (t, s) => {
+  // 3 s: wide enough that the INTERRUPTED state is always seen (and checked) well inside it.
+  const DISCONNECTED_MS = 3000;
   const up = await s.upstream({ sdkKey: KEYS.prod, flags: byKey(makeFlag('f', 1, 1)), heartbeatMs: 300 });
-  const relay = await s.relay({ upstreamUrl: up.url, environments: prodEnv(), upstream: { ...FAST, disconnectedStatusTime: '1500ms' } });
+  const relay = await s.relay({ upstreamUrl: up.url, environments: prodEnv(), upstream: { ...FAST, disconnectedStatusTime: `${DISCONNECTED_MS}ms` } });
   await waitEnv(relay, stateIs('VALID'), { what: 'VALID' });
   assert.equal((await statusJson(relay)).status, 'healthy');
   up.allStatus = 503;
@@ -24,13 +26,13 @@ faultTest('disconnectedStatusTime: "connected" while briefly interrupted, "disco
   const e = await waitEnv(relay, stateIs('INTERRUPTED'), { what: 'INTERRUPTED' });
   const since = e.connectionStatus.stateSince;
   const age = Date.now() - since;
-  if (age < 1200) {
-    assert.equal(e.status, 'connected', `status ${age} ms into an interruption (disconnectedStatusTime 1.5 s)`);
-  }
-  const d = await waitEnv(relay, (x) => x.status === 'disconnected', { what: 'status disconnected', timeoutMs: 4000 });
+  s.note(`INTERRUPTED seen ${age} ms into the interruption`);
+  assert.equal(e.status, 'connected', `status ${age} ms into an interruption (disconnectedStatusTime ${DISCONNECTED_MS} ms)`);
+  assert.equal((await statusJson(relay)).status, 'healthy', `top-level status ${Date.now() - since} ms into an interruption (disconnectedStatusTime ${DISCONNECTED_MS} ms)`);
+  const d = await waitEnv(relay, (x) => x.status === 'disconnected', { what: 'status disconnected', timeoutMs: DISCONNECTED_MS + SLACK_MS + 1000 });
   const after = Date.now() - since;
-  report(t, s, 'disconnectedStatusTime 1.5s: "disconnected" seen after', after);
-  assert.ok(after >= 1400, `"disconnected" ${after} ms after the interruption began (disconnectedStatusTime 1.5 s)`);
+  report(t, s, `disconnectedStatusTime ${DISCONNECTED_MS} ms: "disconnected" seen after`, after);
+  assert.ok(after >= DISCONNECTED_MS - 100, `"disconnected" ${after} ms after the interruption began (disconnectedStatusTime ${DISCONNECTED_MS} ms)`);
   assert.equal(d.connectionStatus.state, 'INTERRUPTED');
   assert.equal((await statusJson(relay)).status, 'degraded', 'top-level status with a disconnected environment');
   up.allStatus = null;
@@ -61,7 +63,7 @@ faultTest('readiness mode live: 200 only while VALID with upstream activity with
   report(t, s, 'readiness live (maxSilence 1s): 503 after silence of', notReadyAt ?? -1);
   assert.ok(notReadyAt !== null, 'live: /readyz still 200 after 3 s of upstream silence (maxSilence 1 s)');
   assert.ok(notReadyAt >= 700, `live: /readyz 503 after only ${notReadyAt} ms of silence (maxSilence 1 s)`);
-  assert.equal((await waitEnv(live, () => true)).connectionStatus.state, 'VALID', 'silence alone does not change the state');
+  assert.equal((await envStatus(live)).connectionStatus.state, 'VALID', 'silence alone does not change the state');
   assert.equal(await readyz(data), 200, 'data mode ignores silence');
   up.setHeartbeat(250);
   const hbAt = Date.now();

@@ -7,7 +7,7 @@ import { relayTest, prodEnv, auth } from '../support/harness.mjs';
 import { KEYS, makeFlag, makeSegment, byKey } from '../support/flags.mjs';
 import { httpRequest, waitFor } from '../support/http.mjs';
 import { assertSseHeaders } from '../support/assertions.mjs';
-import { scrape, findSamples } from '../support/prom.mjs';
+import { scrape, findSamples, sampleSum } from '../support/prom.mjs';
 import {
   b64url,
   b64urlPadded,
@@ -841,9 +841,8 @@ relayTest('flagrelay_http_requests_total labels the client-side routes by templa
   ];
   const problems = [];
   for (const [route, method, status, atLeast] of expect) {
-    const found = findSamples(m.parsed, 'flagrelay_http_requests_total', { route, method, status });
-    const v = found.reduce((a, x) => a + x.value, 0);
-    if (found.length === 0 || v < atLeast) problems.push(`route="${route}",method="${method}",status="${status}": ${found.length ? v : 'missing'} (want ≥ ${atLeast})`);
+    const v = sampleSum(m.parsed, 'flagrelay_http_requests_total', { route, method, status });
+    if (v === undefined || v < atLeast) problems.push(`route="${route}",method="${method}",status="${status}": ${v ?? 'missing'} (want ≥ ${atLeast})`);
   }
   const routes = [...new Set(findSamples(m.parsed, 'flagrelay_http_requests_total').map((x) => `${x.labels.method} ${x.labels.route}`))];
   assert.deepEqual(problems, [], `request counters; routes present: ${routes.join(', ')}`);
@@ -851,6 +850,6 @@ relayTest('flagrelay_http_requests_total labels the client-side routes by templa
   for (const r of routes) {
     assert.ok(!r.includes(b) && !r.includes(ENV), `label with a raw context or envId: ${r}`);
   }
-  const preflight = findSamples(m.parsed, 'flagrelay_http_requests_total', { method: 'OPTIONS', status: '2xx' }).reduce((a, x) => a + x.value, 0);
+  const preflight = sampleSum(m.parsed, 'flagrelay_http_requests_total', { method: 'OPTIONS', status: '2xx' }) ?? 0;
   assert.ok(preflight >= 1, `an OPTIONS 2xx counter for the preflight; routes present: ${routes.join(', ')}`);
 });

@@ -5,7 +5,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { relayTest, prodEnv, auth } from '../support/harness.mjs';
 import { makeFlag, KEYS } from '../support/flags.mjs';
-import { httpRequest, waitFor } from '../support/http.mjs';
+import { httpRequest, sleep, waitFor } from '../support/http.mjs';
 import { scrape, sampleSum } from '../support/prom.mjs';
 
 function bigFlags(count, padBytes) {
@@ -75,7 +75,7 @@ relayTest('a slow reader receives a put larger than maxQueueBytes in full, heart
   assert.equal(Object.keys(data.flags).length, 1000, 'the put is complete');
   t.diagnostic(`10 MB put read at a throttled rate in ${seconds.toFixed(1)} s`);
   // The stream stays open afterwards and heartbeats follow.
-  await new Promise((r) => setTimeout(r, 1500));
+  await sleep(1500);
   assert.match(result.afterPut(), /:\n/, 'heartbeats arrive after the put');
   const m = await scrape(relay);
   assert.equal(sampleSum(m.parsed, 'flagrelay_sdk_stream_slow_disconnects_total', { env: 'prod' }), 0);

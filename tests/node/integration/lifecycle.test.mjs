@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { relayTest, prodEnv, auth } from '../support/harness.mjs';
 import { KEYS, makeFlag, byKey } from '../support/flags.mjs';
-import { httpRequest } from '../support/http.mjs';
+import { httpRequest, sleep } from '../support/http.mjs';
 
 relayTest('SIGTERM right after startup exits 0', async (t, s) => {
   const up = await s.upstream({ sdkKey: KEYS.prod, flags: byKey(makeFlag('f', 1, 1)) });
@@ -28,6 +28,6 @@ relayTest('SIGTERM with open SSE subscribers and an upstream stream exits 0 and 
   assert.deepEqual(res, { code: 0, signal: null }, `exit after SIGTERM: ${JSON.stringify(res)}`);
   assert.ok(await a.waitClosed(2000), '/all subscriber must see its stream end');
   assert.ok(await b.waitClosed(2000), '/flags subscriber must see its stream end');
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  await sleep(200);
   assert.equal(up.openStreams, 0, 'the upstream stream must be closed');
 });

@@ -145,10 +145,8 @@ const PAGE_HTML = `<!doctype html>
 export async function startPageServer() {
   const bundle = await sdkBundle();
   const pageJs = `(${pageMain.toString()})();\n`;
-  const requests = [];
   const sockets = new Set();
   const server = http.createServer((req, res) => {
-    requests.push({ method: req.method, url: req.url, time: Date.now() });
     const send = (status, type, body) => {
       res.writeHead(status, { 'Content-Type': type, 'Cache-Control': 'no-store' });
       res.end(body);
@@ -173,7 +171,6 @@ export async function startPageServer() {
     port,
     origin: `http://127.0.0.1:${port}`,
     url: `http://127.0.0.1:${port}/`,
-    requests,
     bundle,
     async close() {
       for (const sock of sockets) sock.destroy();

@@ -225,10 +225,9 @@ function scalarPool(def) {
 // ------------------------------------------------------------------------------------------------
 
 class Generator {
-  constructor(seed, opts) {
+  constructor(seed) {
     this.seed = seed;
     this.rng = makeRng(seed);
-    this.opts = opts;
     this.segments = []; // {seg, canError}
     this.flags = []; // {flag, canError, depth, nVar}
     this.info = {};
@@ -696,7 +695,7 @@ class Generator {
  * Returns {seed, flags, segments, contexts, info, stats}.
  */
 export function generateCorpus(seed = DEFAULT_SEED, { flags = 300, segments = 60, contexts = 320 } = {}) {
-  const g = new Generator(seed, { flags, segments, contexts });
+  const g = new Generator(seed);
   for (let j = 0; j < segments; j++) g.segment(j);
   for (let i = 0; i < flags; i++) g.flag(i);
   const ctxs = [];

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <deque>
+#include <limits>
 
 #include "flagrelay/eval/bucketing.hpp"
 #include "flagrelay/eval/timestamp.hpp"
@@ -36,8 +37,8 @@ Detail ErrorDetail() { return Detail{-1, Reason{Reason::kError}}; }
 // to errors in a flag's own result (bad variation index), which only make that result an error.
 struct Abort {};
 
-const json::value kTrue(true);
-const json::value kFalse(false);
+const json::value kJsonTrue(true);
+const json::value kJsonFalse(false);
 
 using Single = Context::Impl::Single;
 
@@ -49,7 +50,7 @@ const json::value* Lookup(const Single& single, const Ref& ref) {
     case Ref::Special::kAnonymous: {
       // Always a boolean: a context is not anonymous unless it says so.
       const json::value* value = single.attributes->if_contains("anonymous");
-      return value != nullptr && value->is_bool() && value->get_bool() ? &kTrue : &kFalse;
+      return value != nullptr && value->is_bool() && value->get_bool() ? &kJsonTrue : &kJsonFalse;
     }
     case Ref::Special::kMeta:
       return nullptr;
@@ -86,6 +87,8 @@ class Session {
       if (auto kind = flag_data.symbols->FindKind(single.kind))
         kinds_[*kind] = KindState{&single, KeyHash(single.key)};
     }
+    clause_results_[Symbols::kAlwaysMatches] = kTrue;
+    ComputeEager();
   }
 
   const FlagData::Impl& data;
@@ -166,18 +169,22 @@ class Session {
     return parsed.wide;
   }
 
+  // Clause results by id: kUnknown, or kFalse or kTrue (bits that AND and OR usefully).
+  enum : std::uint8_t { kUnknown = 0, kFalse = 1, kTrue = 2 };
+  [[nodiscard]] std::uint8_t Known(std::uint32_t id) const { return clause_results_[id]; }
+
   // The result of a clause with an id if it is known.
   [[nodiscard]] std::optional<bool> KnownClause(std::uint32_t id) const {
-    if (id == kNoSymbol || clause_results_[id] == 0) return std::nullopt;
-    return clause_results_[id] == 2;
+    if (id == kNoSymbol || clause_results_[id] == kUnknown) return std::nullopt;
+    return clause_results_[id] == kTrue;
   }
 
   // The result of a clause with an id (Symbols::ClauseId), computed once.
   template <class Compute>
   bool ClauseResult(std::uint32_t id, Compute&& compute) {
     std::uint8_t& result = clause_results_[id];
-    if (result == 0) result = compute() ? 2 : 1;
-    return result == 2;
+    if (result == kUnknown) result = compute() ? kTrue : kFalse;
+    return result == kTrue;
   }
 
   // A segment's verdict for evaluations not nested in another segment (those depend on the
@@ -225,6 +232,128 @@ class Session {
     bool resolved = false;
     bool hashed = false;
   };
+
+  void Set(EagerClauses::Member clause, bool match) {
+    clause_results_[clause.id] = match != clause.negate ? kTrue : kFalse;
+  }
+
+  // Computes the clauses of data.eager (see there).
+  void ComputeEager() {
+    for (const EagerClauses::InGroup& group : data.eager.in) ComputeIn(group);
+    for (const EagerClauses::OrderedGroup& group : data.eager.ordered) ComputeOrdered(group);
+    for (const EagerClauses::TextGroup& group : data.eager.text) ComputeText(group);
+  }
+
+  void ComputeIn(const EagerClauses::InGroup& group) {
+    const json::value* value = Value(group.attribute);
+    if (value == nullptr) {
+      for (const auto& clause : group.clauses) clause_results_[clause.id] = kFalse;
+      return;  // a missing attribute is a non-match, even negated
+    }
+    const auto mark = [&](std::string_view text, std::uint64_t hash) {
+      const auto by_hash = [](const EagerClauses::InGroup::Entry& entry, std::uint64_t h) {
+        return entry.hash < h;
+      };
+      for (auto it = std::lower_bound(group.entries.begin(), group.entries.end(), hash, by_hash);
+           it != group.entries.end() && it->hash == hash; ++it) {
+        if (it->key == text) Set(it->clause, true);
+      }
+    };
+    const auto none = [&] {
+      for (const EagerClauses::Member clause : group.clauses) Set(clause, false);
+    };
+    if (value->is_string()) {
+      none();
+      mark(Str(*value), Hash(group.attribute));
+    } else if (const json::array* elements = value->if_array()) {
+      // Any element that is not a string could match a number or boolean: leave it to
+      // ClauseMatches.
+      if (!std::all_of(elements->begin(), elements->end(),
+                       [](const json::value& element) { return element.is_string(); }))
+        return;
+      none();
+      for (const json::value& element : *elements) mark(Str(element), KeyHash(Str(element)));
+    }
+  }
+
+  void ComputeOrdered(const EagerClauses::OrderedGroup& group) {
+    using Compare = EagerClauses::Compare;
+    const json::value* value = Value(group.attribute);
+    if (value == nullptr) {
+      for (const auto& clause : group.clauses) clause_results_[clause.clause.id] = kFalse;
+      return;
+    }
+    if (value->is_array()) return;  // element by element: left to ClauseMatches
+    double position = std::numeric_limits<double>::quiet_NaN();  // NaN: matches nothing
+    switch (group.scale) {
+      case EagerClauses::Scale::kNumber:
+        if (value->is_number()) position = value->to_number<double>();
+        break;
+      case EagerClauses::Scale::kTime:
+        if (const std::optional<double>& time = Time(group.attribute)) position = *time;
+        break;
+      case EagerClauses::Scale::kSemVer:
+        if (!value->is_string()) break;
+        if (const std::optional<SemVer>& version = Version(group.attribute)) {
+          const auto& versions = group.versions;
+          const auto at = std::lower_bound(
+              versions.begin(), versions.end(), &*version,
+              [](const SemVer* a, const SemVer* b) { return CompareSemVer(*a, *b) < 0; });
+          const auto rank = static_cast<double>(at - versions.begin());
+          position =
+              at != versions.end() && CompareSemVer(**at, *version) == 0 ? 2 * rank : 2 * rank - 1;
+        }
+        break;
+    }
+    for (const EagerClauses::Ordered& clause : group.clauses) {
+      bool match = false;
+      for (std::uint32_t i = clause.begin; i < clause.end; ++i) {
+        const double bound = group.values[i];
+        switch (clause.compare) {
+          case Compare::kLess:
+            match |= position < bound;
+            break;
+          case Compare::kLessOrEqual:
+            match |= position <= bound;
+            break;
+          case Compare::kGreater:
+            match |= position > bound;
+            break;
+          case Compare::kGreaterOrEqual:
+            match |= position >= bound;
+            break;
+          case Compare::kEqual:
+            match |= position == bound;
+            break;
+        }
+      }
+      Set(clause.clause, match);
+    }
+  }
+
+  void ComputeText(const EagerClauses::TextGroup& group) {
+    const json::value* value = Value(group.attribute);
+    if (value == nullptr) {
+      for (const auto& clause : group.clauses) clause_results_[clause.clause.id] = kFalse;
+      return;
+    }
+    if (value->is_array()) return;  // element by element: left to ClauseMatches
+    if (!value->is_string()) {
+      for (const EagerClauses::Text& clause : group.clauses) Set(clause.clause, false);
+      return;
+    }
+    const std::string_view text = Str(*value);
+    for (const EagerClauses::Text& clause : group.clauses) {
+      bool match = false;
+      for (std::uint32_t i = clause.begin; i < clause.end && !match; ++i) {
+        const std::string_view part = group.values[i];
+        match = clause.op == Op::kStartsWith ? text.starts_with(part)
+                : clause.op == Op::kEndsWith ? text.ends_with(part)
+                                             : text.find(part) != std::string_view::npos;
+      }
+      Set(clause.clause, match);
+    }
+  }
 
   Parsed& ParsedOf(std::uint32_t attribute) {
     AttributeState& state = attributes_[attribute];
@@ -410,6 +539,14 @@ bool ClauseComputes(Session& session, const Clause& clause) {
 
 // Whether every clause of rule `rule` matches.
 bool RuleMatches(Session& session, const RuleClauses& rules, std::size_t rule) {
+  if (const auto& quad = rules.quads[rule]; quad[0] != kNoSymbol) {
+    // No clause of this rule can fail the evaluation, so one known non-match decides it, even
+    // after clauses not computed yet.
+    const std::uint8_t a = session.Known(quad[0]), b = session.Known(quad[1]),
+                       c = session.Known(quad[2]), d = session.Known(quad[3]);
+    if (((a | b | c | d) & Session::kFalse) != 0) return false;
+    if ((a & b & c & d) == Session::kTrue) return true;
+  }
   const std::uint32_t end = rules.ends[rule];
   for (std::uint32_t c = rule == 0 ? 0 : rules.ends[rule - 1]; c < end; ++c) {
     const std::optional<bool> known = session.KnownClause(rules.ids[c]);

@@ -5,6 +5,7 @@
 // rather than being guessed at. null counts as absent.
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 
@@ -346,12 +347,24 @@ Clause CompileClause(const json::object* object, Symbols& symbols, bool& bad) {
 
 // Appends one rule's clauses.
 void CompileClauses(const Reader& rule, RuleClauses& out, Symbols& symbols, bool& bad) {
+  const std::size_t begin = out.clauses.size();
   rule.Objects("clauses", [&](const json::object* object) {
     Clause clause = CompileClause(object, symbols, bad);
     out.ids.push_back(clause.id);
     out.clauses.push_back(std::move(clause));
   });
   out.ends.push_back(static_cast<std::uint32_t>(out.clauses.size()));
+  std::array<std::uint32_t, RuleClauses::kQuad> quad{};
+  quad.fill(Symbols::kAlwaysMatches);
+  if (out.ids.size() - begin > quad.size()) {
+    quad[0] = kNoSymbol;
+  } else {
+    for (std::size_t c = begin; c < out.ids.size(); ++c) {
+      quad[c - begin] = out.ids[c];
+      if (out.ids[c] == kNoSymbol) quad[0] = kNoSymbol;
+    }
+  }
+  out.quads.push_back(quad);
 }
 
 // `bucketBy` of the given context kind; the key when absent or for an experiment.
@@ -706,6 +719,10 @@ std::shared_ptr<const FlagData> FlagData::Build(const protocol::ItemSet& flags,
       impl.segment_index[*id] = static_cast<std::uint32_t>(i);
     if (segment.malformed) ++impl.unparsable;
   }
+  std::vector<const RuleClauses*> rule_clauses;
+  for (const auto& flag : impl.flags) rule_clauses.push_back(&flag->rule_clauses);
+  for (const auto& segment : impl.segments) rule_clauses.push_back(&segment->rule_clauses);
+  impl.eager = EagerClauses::Of(rule_clauses, symbols->clause_count());
   impl.symbols_when_fresh = before != nullptr ? before->symbols_when_fresh : symbols->size();
   impl.symbols = std::move(symbols);
   return data;

@@ -3,6 +3,7 @@
 // structs, with what operators need precomputed per clause value (regexes, timestamps, versions).
 // Internal to flagrelay_eval; Boost.JSON stays out of the public headers.
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <limits>
@@ -78,7 +79,12 @@ class Symbols {
     std::uint32_t kind;
     Ref ref;
   };
-  Symbols() { Kind(kUserKind); }
+  /// Clause id 0 is a clause that always matches: RuleClauses pads short rules with it.
+  static constexpr std::uint32_t kAlwaysMatches = 0;
+  Symbols() {
+    Kind(kUserKind);
+    ClauseId({});  // kAlwaysMatches: no real clause encodes to nothing
+  }
 
   /// The number of a kind ("" means "user").
   std::uint32_t Kind(std::string_view kind);
@@ -182,13 +188,18 @@ struct Clause {
   std::uint32_t id = kNoSymbol;  // Symbols::ClauseId; none for segmentMatch and long clauses
 };
 
-// The clauses of all of an item's rules in one list, rule after rule. Their ids sit in an array
+// The clauses of all of an item's rules in one list, rule after rule. Their ids sit in arrays
 // of their own: an evaluation mostly finds a clause's result already known by id (Session), and
 // then touches neither the clause nor its values.
 struct RuleClauses {
+  static constexpr std::size_t kQuad = 4;
   std::vector<std::uint32_t> ends;  // rule i has clauses [ends[i - 1], ends[i])
   std::vector<std::uint32_t> ids;   // ids[c] == clauses[c].id
   std::vector<Clause> clauses;
+  // Per rule: when all its clauses have ids (so none can fail the evaluation) and there are at
+  // most four, their ids padded with Symbols::kAlwaysMatches, so that the rule's verdict is four
+  // loads without branches when the results are known; otherwise kNoSymbol first.
+  std::vector<std::array<std::uint32_t, kQuad>> quads;
 };
 
 struct WeightedVariation {
@@ -288,6 +299,68 @@ struct Segment {
   std::uint32_t unbounded_kind = kUserKindId;
 };
 
+// The clauses that an evaluation computes before it looks at any flag, grouped by attribute in
+// forms that make each a few nanoseconds: most clauses compare one attribute with constants, and
+// computing them one by one when a rule first asks was the largest cost of an evaluation.
+// Clauses on kinds, `matches` and unknown operators are left to be computed when asked, and so
+// is any group whose attribute has a value of a type its form does not cover (an array of
+// numbers for `in`, any array for the others). Built per FlagData; it points into its items.
+struct EagerClauses {
+  struct Member {
+    std::uint32_t id = 0;  // Symbols::ClauseId
+    bool negate = false;
+  };
+
+  // `in` clauses on one attribute, by the strings they contain.
+  struct InGroup {
+    struct Entry {
+      std::uint64_t hash;  // KeyHash(key)
+      std::string_view key;
+      Member clause;
+    };
+    std::uint32_t attribute = 0;
+    std::vector<Member> clauses;
+    std::vector<Entry> entries;  // sorted by hash
+  };
+
+  // Clauses that order the attribute's value against constants: numbers, times (epoch
+  // milliseconds) or semantic versions (as ranks among the group's versions).
+  enum class Scale : std::uint8_t { kNumber, kTime, kSemVer };
+  enum class Compare : std::uint8_t { kLess, kLessOrEqual, kGreater, kGreaterOrEqual, kEqual };
+  struct Ordered {
+    Member clause;
+    Compare compare = Compare::kEqual;
+    std::uint32_t begin = 0, end = 0;  // its values in OrderedGroup::values
+  };
+  struct OrderedGroup {
+    std::uint32_t attribute = 0;
+    Scale scale = Scale::kNumber;
+    std::vector<Ordered> clauses;
+    std::vector<double> values;  // NaN for a value that is not of the scale (never matches)
+    // kSemVer: the distinct versions, ascending; a value is 2 × its rank, and a context's
+    // version 2 × the rank it equals or 2 × the next rank - 1.
+    std::vector<const SemVer*> versions;
+  };
+
+  // startsWith, endsWith and contains.
+  struct Text {
+    Member clause;
+    Op op = Op::kContains;
+    std::uint32_t begin = 0, end = 0;  // its string values in TextGroup::values
+  };
+  struct TextGroup {
+    std::uint32_t attribute = 0;
+    std::vector<Text> clauses;
+    std::vector<std::string_view> values;
+  };
+
+  std::vector<InGroup> in;
+  std::vector<OrderedGroup> ordered;
+  std::vector<TextGroup> text;
+
+  static EagerClauses Of(const std::vector<const RuleClauses*>& items, std::size_t clause_count);
+};
+
 struct FlagData::Impl {
   std::vector<std::shared_ptr<const Flag>> flags;  // live flags, sorted by key
   std::vector<std::shared_ptr<const Segment>> segments;
@@ -295,6 +368,7 @@ struct FlagData::Impl {
   std::shared_ptr<const Symbols> symbols;
   // By segment key number: the index in `segments`, kNoSymbol when there is no such segment.
   std::vector<std::uint32_t> segment_index;
+  EagerClauses eager;
   std::size_t symbols_when_fresh = 0;  // Symbols::size() after the last build from scratch
   std::size_t unparsable = 0;
 

@@ -518,6 +518,36 @@ TEST(Targets, UserPlaceholderInContextTargetsDefersToTargets) {
   EXPECT_TRUE(SameJson(ValueOf(EvalOne(implicit, R"({"kind":"user","key":"u2"})")), R"("c")"));
 }
 
+// An evaluation looks up its context's keys in one index of every flag's targets.
+TEST(Targets, EachFlagKeepsItsOwnTargetsAndOrder) {
+  const auto data = Data({
+      FlagWithKey("t1",
+                  R"({"targets":[{"variation":1,"values":["u"]},{"variation":2,"values":["u"]}]})"),
+      FlagWithKey("t2",
+                  R"({"targets":[{"variation":2,"values":["u"]},{"variation":1,"values":["u"]}]})"),
+      FlagWithKey("t3", R"({"targets":[{"variation":1,"values":["v"]}]})"),
+      FlagWithKey("t4",
+                  R"({"contextTargets":[{"contextKind":"org","variation":2,"values":["u"]}]})"),
+      FlagWithKey("t5", R"({"targets":[{"variation":1,"values":["u"]}],)"
+                        R"("contextTargets":[{"contextKind":"org","variation":2,"values":["u"]},)"
+                        R"({"contextKind":"user","variation":1,"values":[]}]})"),
+      FlagWithKey("t6", R"({"targets":[{"variation":2,"values":["u"]}],)"
+                        R"("contextTargets":[{"contextKind":"user","variation":1,"values":[]}]})"),
+  });
+  const auto values = [&](std::string_view context) {
+    const json::object all =
+        J(EvaluateAll(*data, Ctx(context), {Audience::kServer, false}).ToJson()).as_object();
+    std::string out;
+    for (const char* key : {"t1", "t2", "t3", "t4", "t5", "t6"})
+      out += std::string(all.at(key).at("value").as_string()) + " ";
+    return out;
+  };
+  EXPECT_EQ(values(kUserU), "b c a a b a ");
+  EXPECT_EQ(values(R"({"kind":"user","key":"v"})"), "a a b a a a ");
+  EXPECT_EQ(values(R"({"kind":"org","key":"u"})"), "a a a c c a ");
+  EXPECT_EQ(values(R"({"kind":"multi","user":{"key":"u"},"org":{"key":"u"}})"), "b c a c c a ");
+}
+
 TEST(Targets, BadTargetVariationIsMalformedOnlyWhenMatched) {
   const auto flag = Flag(R"({"targets":[{"variation":9,"values":["u"]}]})");
   EXPECT_TRUE(SameJson(ReasonOf(EvalOne(flag)), kMalformed));
@@ -1193,6 +1223,88 @@ TEST(FlagDataBuild, RepeatedClausesAcrossFlagsKeepTheirOwnMeaning) {
   for (const auto& [key, value] : expected) {
     EXPECT_TRUE(SameJson(results.at(key).at("value"), value)) << key;
     EXPECT_TRUE(SameJson(ValueOf(Eval(*data, key, context)), value)) << key;
+  }
+}
+
+// An evaluation computes the clauses on one attribute together (in-lists by value, semantic
+// versions by rank among all the versions the clauses name, and so on): each clause must still
+// give what it gives alone, for every type of value.
+TEST(FlagDataBuild, ClausesOnOneAttributeAgreeWithEachAlone) {
+  const std::vector<std::string> clauses = {
+      R"("op":"semVerEqual","values":["1.0.0"])",
+      R"("op":"semVerEqual","values":["1.0.0+build.7"])",
+      R"("op":"semVerEqual","values":["1.0"])",
+      R"("op":"semVerEqual","values":["0.5.0","3.0.0"])",
+      R"("op":"semVerLessThan","values":["1.0.0-alpha"])",
+      R"("op":"semVerLessThan","values":["1.0.0-alpha.1"])",
+      R"("op":"semVerLessThan","values":["1.0.0-beta"])",
+      R"("op":"semVerLessThan","values":["2.0.0"])",
+      R"("op":"semVerLessThan","values":["not-a-version"])",
+      R"("op":"semVerGreaterThan","values":["1.0.0-rc.1"])",
+      R"("op":"semVerGreaterThan","values":["0.9.9"])",
+      R"("op":"semVerGreaterThan","values":["1.0.0"])",
+      R"("op":"lessThan","values":[5])",
+      R"("op":"lessThanOrEqual","values":[1,10])",
+      R"("op":"greaterThan","values":[4.5])",
+      R"("op":"greaterThanOrEqual","values":[5])",
+      R"("op":"greaterThan","values":["5"])",
+      R"("op":"before","values":["2024-01-01T00:00:00Z"])",
+      R"("op":"after","values":[1700000000000])",
+      R"("op":"before","values":["garbage"])",
+      R"("op":"in","values":["a","b"])",
+      R"("op":"in","values":["b","c"])",
+      R"("op":"in","values":[1,"a"])",
+      R"("op":"in","values":[true])",
+      R"("op":"in","values":[])",
+      R"("op":"startsWith","values":["a","1."])",
+      R"("op":"endsWith","values":[".0"])",
+      R"("op":"contains","values":["-",5])",
+      R"("op":"matches","values":["^[ab]"])",
+  };
+  std::vector<std::string> flags;
+  for (std::size_t i = 0; i < clauses.size(); ++i) {
+    for (const char* negate : {"false", "true"}) {
+      flags.push_back(
+          FlagWithKey("f" + std::to_string(i) + negate,
+                      R"({"rules":[{"id":"r","variation":1,"clauses":[{"attribute":"v","negate":)" +
+                          std::string(negate) + "," + clauses[i] + "}]}]}"));
+    }
+  }
+  const std::vector<std::string> values = {R"("1.0.0")",
+                                           R"("1.0.0-alpha.1")",
+                                           R"("1.0.0+other")",
+                                           R"("1.0")",
+                                           R"("2.0.0")",
+                                           R"("0.9.9")",
+                                           R"("3.0.0")",
+                                           R"("0.1.0")",
+                                           R"("9.0.0")",
+                                           R"("a")",
+                                           R"("b")",
+                                           R"("c")",
+                                           "5",
+                                           "1",
+                                           "10",
+                                           "4.5",
+                                           R"("2023-06-01T00:00:00Z")",
+                                           "1800000000000",
+                                           "true",
+                                           R"(["a","c"])",
+                                           R"(["a",1])",
+                                           "[]",
+                                           "null",
+                                           R"({"o":1})"};
+  const auto together = Data(flags);
+  for (const std::string& value : values) {
+    const std::string context = R"({"kind":"user","key":"u","v":)" + value + "}";
+    const json::object all =
+        J(EvaluateAll(*together, Ctx(context), {Audience::kServer, false}).ToJson()).as_object();
+    for (const std::string& flag : flags) {
+      const std::string key = KeyOf(flag);
+      EXPECT_TRUE(
+          SameJson(all.at(key).at("value"), json::serialize(ValueOf(EvalOne(flag, context)))))
+          << key << " for v = " << value;
+    }
   }
 }
 

@@ -33,6 +33,27 @@ TEST(Sha1, BlockBoundaries) {
   EXPECT_EQ(Sha1Hex(std::string(64, 'a')), "0098ba824b5c16427bd7a1122a5a442a25ec644d");
 }
 
+// A hasher copied after a shared prefix (bucketing's "<key>.<salt>.") must give the digest of the
+// whole input, wherever the prefix and the rest fall relative to the 64-byte blocks.
+TEST(Sha1, HasherCopiedAfterAPrefixEqualsOneShot) {
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += static_cast<char>('a' + (i * 7) % 26);
+  for (std::size_t prefix = 0; prefix <= 140; ++prefix) {
+    Sha1Hasher start;
+    start.Update(std::string_view(text).substr(0, prefix));
+    const Sha1Hasher kept = start;
+    for (std::size_t rest = 0; prefix + rest <= text.size(); rest += 3) {
+      Sha1Hasher hasher = start;
+      hasher.Update(std::string_view(text).substr(prefix, rest));
+      ASSERT_EQ(hasher.Digest(), Sha1(std::string_view(text).substr(0, prefix + rest)))
+          << prefix << " + " << rest;
+    }
+    // Taking more through copies leaves the original as it was.
+    EXPECT_EQ(start.Digest(), kept.Digest());
+    EXPECT_EQ(start.Digest(), Sha1(std::string_view(text).substr(0, prefix)));
+  }
+}
+
 TEST(Sha1, RawDigestMatchesHex) {
   const auto digest = Sha1("abc");
   EXPECT_EQ(digest[0], 0xa9);

@@ -82,10 +82,13 @@ class Session {
         kinds_(flag_data.symbols->kind_count()),
         attributes_(flag_data.symbols->attributes().size()),
         segment_results_(flag_data.segments.size(), 0),
-        clause_results_(flag_data.symbols->clause_count(), 0) {
+        clause_results_(flag_data.symbols->clause_count(), 0),
+        targeted_(flag_data.flags.size(), nullptr) {
     for (const Single& single : evaluated.contexts) {
-      if (auto kind = flag_data.symbols->FindKind(single.kind))
+      if (auto kind = flag_data.symbols->FindKind(single.kind)) {
         kinds_[*kind] = KindState{&single, KeyHash(single.key)};
+        FindTargets(*kind, single.key, kinds_[*kind].key_hash);
+      }
     }
     clause_results_[Symbols::kAlwaysMatches] = kTrue;
     ComputeEager();
@@ -110,6 +113,12 @@ class Session {
 
   // The individual context of a kind; null when the context has none.
   [[nodiscard]] const Single* Of(std::uint32_t kind) const { return kinds_[kind].single; }
+
+  // The variation of the first of the flag's individual target lists that has the context's key.
+  [[nodiscard]] std::optional<std::int64_t> TargetVariation(std::uint32_t flag) const {
+    if (targeted_[flag] == nullptr) return std::nullopt;
+    return targeted_[flag]->variation;
+  }
 
   // Whether the key of the individual context of `kind` is in `keys`.
   [[nodiscard]] bool KeyIn(std::uint32_t kind, const KeyList& keys) const {
@@ -235,6 +244,19 @@ class Session {
 
   void Set(EagerClauses::Member clause, bool match) {
     clause_results_[clause.id] = match != clause.negate ? kTrue : kFalse;
+  }
+
+  // Notes, per flag, the first of its target lists that has `key` (TargetIndex).
+  void FindTargets(std::uint32_t kind, std::string_view key, std::uint64_t hash) {
+    const auto& entries = data.targets.entries;
+    auto it = std::lower_bound(
+        entries.begin(), entries.end(), hash,
+        [](const TargetIndex::Entry& entry, std::uint64_t h) { return entry.hash < h; });
+    for (; it != entries.end() && it->hash == hash; ++it) {
+      if (it->kind != kind || it->key != key) continue;
+      const TargetIndex::Entry*& first = targeted_[it->flag];
+      if (first == nullptr || it->position < first->position) first = &*it;
+    }
   }
 
   // Computes the clauses of data.eager (see there).
@@ -364,11 +386,12 @@ class Session {
     return parsed_[state.parsed];
   }
 
-  std::vector<KindState> kinds_;               // by kind number
-  std::vector<AttributeState> attributes_;     // by attribute number
-  std::deque<Parsed> parsed_;                  // stable addresses as it grows
-  std::vector<std::uint8_t> segment_results_;  // by index in data.segments
-  std::vector<std::uint8_t> clause_results_;   // by clause id: 0 not yet, 1 false, 2 true
+  std::vector<KindState> kinds_;                     // by kind number
+  std::vector<AttributeState> attributes_;           // by attribute number
+  std::deque<Parsed> parsed_;                        // stable addresses as it grows
+  std::vector<std::uint8_t> segment_results_;        // by index in data.segments
+  std::vector<std::uint8_t> clause_results_;         // by clause id: kUnknown, kFalse or kTrue
+  std::vector<const TargetIndex::Entry*> targeted_;  // by flag index: null when not targeted
 };
 
 bool InSetContains(Session& session, const InSet& set, const json::value& actual,
@@ -562,8 +585,8 @@ struct Bucket {
   BucketProblem problem = BucketProblem::kNone;
 };
 
-Bucket ComputeBucket(Session& session, bool experiment, std::optional<std::int64_t> seed,
-                     const BucketBy& bucket_by, std::string_view key, std::string_view salt) {
+Bucket ComputeBucket(Session& session, bool experiment, const BucketBy& bucket_by,
+                     const Sha1Hasher& prefix) {
   if (bucket_by.attribute == kNoSymbol) throw Abort{};  // an invalid bucketBy
   if (session.Of(bucket_by.kind) == nullptr) return {0, BucketProblem::kContextLacksKind};
   const json::value* value = session.Value(bucket_by.attribute);
@@ -581,18 +604,16 @@ Bucket ComputeBucket(Session& session, bool experiment, std::optional<std::int64
   }
   if (!experiment && session.context.secondary) {
     // ld-relay enables the old "secondary key" for old user JSON; experiments never used it.
-    const std::string joined = std::string(text) + "." + *session.context.secondary;
-    return {BucketValue(key, salt, joined, seed), BucketProblem::kNone};
+    return {BucketValue(prefix, {text, ".", *session.context.secondary}), BucketProblem::kNone};
   }
-  return {BucketValue(key, salt, text, seed), BucketProblem::kNone};
+  return {BucketValue(prefix, {text}), BucketProblem::kNone};
 }
 
 bool SegmentRuleMatches(Session& session, const Segment& segment, std::size_t index) {
   const SegmentRule& rule = segment.rules[index];
   if (!RuleMatches(session, segment.rule_clauses, index)) return false;
   if (!rule.weight) return true;
-  const Bucket bucket =
-      ComputeBucket(session, false, std::nullopt, rule.bucket_by, segment.key, segment.salt);
+  const Bucket bucket = ComputeBucket(session, false, rule.bucket_by, rule.bucket_prefix);
   if (bucket.problem == BucketProblem::kContextLacksKind) return false;
   return bucket.value < *rule.weight / 100000.0;
 }
@@ -651,8 +672,7 @@ Detail ResultDetail(Session& session, const Flag& flag, const VariationOrRollout
   const Rollout& rollout = *result.rollout;
   Bucket bucket;
   try {
-    bucket = ComputeBucket(session, rollout.experiment, rollout.seed, rollout.bucket_by, flag.key,
-                           flag.salt);
+    bucket = ComputeBucket(session, rollout.experiment, rollout.bucket_by, rollout.bucket_prefix);
   } catch (const Abort&) {
     return ErrorDetail();  // a bad bucketBy spoils this result only
   }
@@ -671,29 +691,7 @@ Detail ResultDetail(Session& session, const Flag& flag, const VariationOrRollout
   return VariationDetail(flag, last.variation, reason);
 }
 
-std::optional<std::int64_t> TargetVariation(const Session& session, const Flag& flag) {
-  if (flag.context_targets.empty()) {
-    for (const Target& target : flag.targets)
-      if (session.KeyIn(kUserKindId, target.values)) return target.variation;
-    return std::nullopt;
-  }
-  for (const Target& target : flag.context_targets) {
-    if (target.kind == kUserKindId && target.values.empty()) {
-      // User targets live in `targets`; this entry only fixes their place in the order.
-      for (const Target& user_target : flag.targets) {
-        if (user_target.variation == target.variation) {
-          if (session.KeyIn(user_target.kind, user_target.values)) return user_target.variation;
-          break;
-        }
-      }
-    } else if (session.KeyIn(target.kind, target.values)) {
-      return target.variation;
-    }
-  }
-  return std::nullopt;
-}
-
-Detail Evaluate(Session& session, const Flag& flag, bool top_level);
+Detail Evaluate(Session& session, std::uint32_t index, bool top_level);
 
 // Nullopt when every prerequisite is met; else the flag's (off) result.
 std::optional<Detail> CheckPrerequisites(Session& session, const Flag& flag, bool top_level) {
@@ -705,14 +703,15 @@ std::optional<Detail> CheckPrerequisites(Session& session, const Flag& flag, boo
   } pop{session.prerequisite_chain};
 
   for (const Prerequisite& prerequisite : flag.prerequisites) {
-    const Flag* required = session.data.FindFlag(prerequisite.key);
+    const std::uint32_t index = session.data.FindFlag(prerequisite.key);
     Reason failed{Reason::kPrerequisiteFailed};
     failed.prerequisite_key = prerequisite.key;
-    if (required == nullptr) return OffDetail(flag, failed);
+    if (index == kNoSymbol) return OffDetail(flag, failed);
+    const Flag* required = session.data.flags[index].get();
     if (std::find(session.prerequisite_chain.begin(), session.prerequisite_chain.end(),
                   required->key) != session.prerequisite_chain.end())
       throw Abort{};  // circular prerequisites
-    const Detail result = Evaluate(session, *required, false);
+    const Detail result = Evaluate(session, index, false);
     if (top_level) session.prerequisites.push_back(required->key);
     if (!required->on || result.variation < 0 || result.variation != prerequisite.variation)
       return OffDetail(flag, failed);
@@ -720,12 +719,14 @@ std::optional<Detail> CheckPrerequisites(Session& session, const Flag& flag, boo
   return std::nullopt;
 }
 
-// Throws Abort for errors that spoil every flag depending on this one.
-Detail Evaluate(Session& session, const Flag& flag, bool top_level) {
+// Evaluates flag `index` of session.data. Throws Abort for errors that spoil every flag depending
+// on this one.
+Detail Evaluate(Session& session, std::uint32_t index, bool top_level) {
+  const Flag& flag = *session.data.flags[index];
   if (flag.malformed) return ErrorDetail();
   if (!flag.on) return OffDetail(flag, Reason{Reason::kOff});
   if (auto failed = CheckPrerequisites(session, flag, top_level)) return *failed;
-  if (auto variation = TargetVariation(session, flag))
+  if (auto variation = session.TargetVariation(index))
     return VariationDetail(flag, *variation, Reason{Reason::kTargetMatch});
   for (std::size_t i = 0; i < flag.rules.size(); ++i) {
     const Rule& rule = flag.rules[i];
@@ -775,13 +776,15 @@ void AppendReason(std::string& out, const Flag& flag, const Reason& reason,
   out += '}';
 }
 
-// Evaluates `flag` and appends its served result object, preceded by `"<key>":` if `with_key`.
-void AppendResult(std::string& out, Session& session, const Flag& flag, bool with_reasons,
+// Evaluates flag `index` and appends its served result object, preceded by `"<key>":` if
+// `with_key`.
+void AppendResult(std::string& out, Session& session, std::uint32_t index, bool with_reasons,
                   bool with_key) {
+  const Flag& flag = *session.data.flags[index];
   session.StartFlag();
   Detail detail;
   try {
-    detail = Evaluate(session, flag, true);
+    detail = Evaluate(session, index, true);
   } catch (const Abort&) {
     detail = ErrorDetail();
   }
@@ -855,11 +858,13 @@ std::string Evaluations::PatchJson(const Entry& entry) {
 
 Evaluations EvaluateAll(const FlagData& data, const Context& context, const EvalOptions& options) {
   Evaluations evaluations;
-  Session session(data.impl(), context.impl());
-  for (const auto& flag : data.impl().flags) {
-    if (!Visible(*flag, options.audience)) continue;
-    Evaluations::Entry entry{flag->key, flag->version, {}};
-    AppendResult(entry.json, session, *flag, options.with_reasons, false);
+  const FlagData::Impl& impl = data.impl();
+  Session session(impl, context.impl());
+  for (std::uint32_t i = 0; i < impl.flags.size(); ++i) {
+    const Flag& flag = *impl.flags[i];
+    if (!Visible(flag, options.audience)) continue;
+    Evaluations::Entry entry{flag.key, flag.version, {}};
+    AppendResult(entry.json, session, i, options.with_reasons, false);
     evaluations.entries_.push_back(std::move(entry));
   }
   return evaluations;
@@ -873,22 +878,22 @@ void AppendAllJson(std::string& out, const FlagData& data, const Context& contex
   out.reserve(out.size() + impl.flags.size() * 160);
   out += '{';
   bool first = true;
-  for (const auto& flag : impl.flags) {
-    if (!Visible(*flag, options.audience)) continue;
+  for (std::uint32_t i = 0; i < impl.flags.size(); ++i) {
+    if (!Visible(*impl.flags[i], options.audience)) continue;
     if (!first) out += ',';
     first = false;
-    AppendResult(out, session, *flag, options.with_reasons, true);
+    AppendResult(out, session, i, options.with_reasons, true);
   }
   out += '}';
 }
 
 std::optional<std::string> EvaluateFlag(const FlagData& data, std::string_view key,
                                         const Context& context, bool with_reasons) {
-  const Flag* flag = data.impl().FindFlag(key);
-  if (flag == nullptr) return std::nullopt;
+  const std::uint32_t index = data.impl().FindFlag(key);
+  if (index == kNoSymbol) return std::nullopt;
   Session session(data.impl(), context.impl());
   std::string out;
-  AppendResult(out, session, *flag, with_reasons, false);
+  AppendResult(out, session, index, with_reasons, false);
   return out;
 }
 

@@ -12,6 +12,7 @@
 #include <boost/json/parse.hpp>
 
 #include "flagrelay/eval/attribute_ref.hpp"
+#include "flagrelay/eval/bucketing.hpp"
 #include "flagrelay/eval/timestamp.hpp"
 #include "model.hpp"
 
@@ -379,8 +380,9 @@ BucketBy CompileBucketBy(const Reader& in, std::string_view kind_field, bool key
   return bucket_by;
 }
 
-VariationOrRollout CompileVariationOrRollout(const json::object* object, Symbols& symbols,
-                                             bool& bad) {
+// `key` and `salt` are the flag's, for the bucketing hash.
+VariationOrRollout CompileVariationOrRollout(const json::object* object, std::string_view key,
+                                             std::string_view salt, Symbols& symbols, bool& bad) {
   VariationOrRollout result;
   const Reader in(object, bad);
   result.variation = in.Int("variation");
@@ -389,7 +391,7 @@ VariationOrRollout CompileVariationOrRollout(const json::object* object, Symbols
     Rollout rollout;
     rollout.experiment = r.String("kind") == "experiment";
     rollout.bucket_by = CompileBucketBy(r, "contextKind", rollout.experiment, symbols);
-    rollout.seed = r.Int("seed");
+    rollout.bucket_prefix = BucketHashPrefix(key, salt, r.Int("seed"));
     r.Objects("variations", [&](const json::object* weighted) {
       const Reader w(weighted, bad);
       rollout.variations.push_back(WeightedVariation{
@@ -605,6 +607,7 @@ std::shared_ptr<const Flag> CompileFlag(const protocol::ItemPtr& item, Symbols& 
     const Reader p(object, bad);
     flag->prerequisites.push_back(Prerequisite{p.String("key"), p.Int("variation").value_or(-1)});
   });
+  const std::string salt = in.String("salt");
   flag->targets = CompileTargets(in, "targets", symbols, bad);
   flag->context_targets = CompileTargets(in, "contextTargets", symbols, bad);
   in.Objects("rules", [&](const json::object* object) {
@@ -612,14 +615,14 @@ std::shared_ptr<const Flag> CompileFlag(const protocol::ItemPtr& item, Symbols& 
     Rule rule;
     rule.id = r.String("id");
     CompileClauses(r, flag->rule_clauses, symbols, bad);
-    rule.result = CompileVariationOrRollout(object, symbols, bad);
+    rule.result = CompileVariationOrRollout(object, flag->key, salt, symbols, bad);
     rule.track_events = r.Bool("trackEvents");
     flag->rules.push_back(std::move(rule));
   });
-  flag->fallthrough = CompileVariationOrRollout(in.Object("fallthrough"), symbols, bad);
+  flag->fallthrough =
+      CompileVariationOrRollout(in.Object("fallthrough"), flag->key, salt, symbols, bad);
   flag->off_variation = in.Int("offVariation");
   PrepareResults(*flag, in.Array("variations"));
-  flag->salt = in.String("salt");
   flag->track_events = in.Bool("trackEvents");
   flag->track_events_fallthrough = in.Bool("trackEventsFallthrough");
   if (auto until = in.Number("debugEventsUntilDate"); until && *until > 0)
@@ -639,13 +642,14 @@ std::shared_ptr<const Segment> CompileSegment(const protocol::ItemPtr& item, Sym
   segment->excluded = in.Strings("excluded");
   segment->included_contexts = CompileSegmentTargets(in, "includedContexts", symbols, bad);
   segment->excluded_contexts = CompileSegmentTargets(in, "excludedContexts", symbols, bad);
-  segment->salt = in.String("salt");
+  const std::string salt = in.String("salt");
   in.Objects("rules", [&](const json::object* object) {
     const Reader r(object, bad);
     SegmentRule rule;
     CompileClauses(r, segment->rule_clauses, symbols, bad);
     rule.weight = r.Number("weight");
     rule.bucket_by = CompileBucketBy(r, "rolloutContextKind", false, symbols);
+    if (rule.weight) rule.bucket_prefix = BucketHashPrefix(segment->key, salt, std::nullopt);
     segment->rules.push_back(std::move(rule));
   });
   segment->unbounded = in.Bool("unbounded");
@@ -690,6 +694,40 @@ std::vector<std::shared_ptr<const T>> CompileAll(
 
 }  // namespace
 
+TargetIndex TargetIndex::Of(const std::vector<std::shared_ptr<const Flag>>& flags) {
+  TargetIndex index;
+  for (std::size_t f = 0; f < flags.size(); ++f) {
+    const Flag& flag = *flags[f];
+    std::uint32_t position = 0;
+    const auto add = [&](const Target& target, std::uint32_t kind) {
+      for (std::size_t i = 0; i < target.values.keys.size(); ++i) {
+        index.entries.push_back(Entry{target.values.hashes[i], target.values.keys[i], kind,
+                                      static_cast<std::uint32_t>(f), position, target.variation});
+      }
+      ++position;
+    };
+    // `targets` lists are of user keys, as in the Go evaluator.
+    if (flag.context_targets.empty()) {
+      for (const Target& target : flag.targets) add(target, kUserKindId);
+      continue;
+    }
+    for (const Target& target : flag.context_targets) {
+      if (target.kind != kUserKindId || !target.values.empty()) {
+        add(target, target.kind);
+        continue;
+      }
+      // A user entry without values only fixes where the `targets` list of its variation goes.
+      auto user_target = std::find_if(
+          flag.targets.begin(), flag.targets.end(),
+          [&](const Target& candidate) { return candidate.variation == target.variation; });
+      if (user_target != flag.targets.end()) add(*user_target, kUserKindId);
+    }
+  }
+  std::sort(index.entries.begin(), index.entries.end(),
+            [](const Entry& a, const Entry& b) { return a.hash < b.hash; });
+  return index;
+}
+
 std::shared_ptr<const FlagData> FlagData::Build(const protocol::ItemSet& flags,
                                                 const protocol::ItemSet& segments,
                                                 const FlagData* previous) {
@@ -708,10 +746,11 @@ std::shared_ptr<const FlagData> FlagData::Build(const protocol::ItemSet& flags,
   impl.segments =
       CompileAll<Segment>(segments, before ? &before->segments : nullptr, *symbols, CompileSegment);
   impl.flag_by_key.reserve(impl.flags.size());
-  for (const auto& flag : impl.flags) {
-    impl.flag_by_key.emplace(flag->key, flag.get());
-    if (flag->malformed) ++impl.unparsable;
+  for (std::size_t i = 0; i < impl.flags.size(); ++i) {
+    impl.flag_by_key.emplace(impl.flags[i]->key, static_cast<std::uint32_t>(i));
+    if (impl.flags[i]->malformed) ++impl.unparsable;
   }
+  impl.targets = TargetIndex::Of(impl.flags);
   impl.segment_index.assign(symbols->segment_keys().size(), kNoSymbol);
   for (std::size_t i = 0; i < impl.segments.size(); ++i) {
     const Segment& segment = *impl.segments[i];

@@ -19,6 +19,7 @@
 
 #include "flagrelay/eval/evaluator.hpp"
 #include "flagrelay/eval/semver.hpp"
+#include "flagrelay/eval/sha1.hpp"
 
 namespace flagrelay::eval {
 
@@ -216,8 +217,8 @@ struct BucketBy {
 
 struct Rollout {
   bool experiment = false;
-  BucketBy bucket_by;  // the key for experiments and when bucketBy is absent
-  std::optional<std::int64_t> seed;
+  BucketBy bucket_by;        // the key for experiments and when bucketBy is absent
+  Sha1Hasher bucket_prefix;  // BucketHashPrefix of the flag's key and salt, or of the seed
   std::vector<WeightedVariation> variations;
 };
 
@@ -257,7 +258,6 @@ struct Flag {
   RuleClauses rule_clauses;
   VariationOrRollout fallthrough;
   std::optional<std::int64_t> off_variation;
-  std::string salt;
   bool track_events = false;
   bool track_events_fallthrough = false;
   std::uint64_t debug_events_until_date = 0;
@@ -281,6 +281,7 @@ struct SegmentTarget {
 struct SegmentRule {  // its clauses are in Segment::rule_clauses
   std::optional<double> weight;
   BucketBy bucket_by;
+  Sha1Hasher bucket_prefix;  // with a weight: BucketHashPrefix of the segment's key and salt
 };
 
 struct Segment {
@@ -291,7 +292,6 @@ struct Segment {
   KeyList excluded;
   std::vector<SegmentTarget> included_contexts;
   std::vector<SegmentTarget> excluded_contexts;
-  std::string salt;
   std::vector<SegmentRule> rules;
   RuleClauses rule_clauses;
   bool unbounded = false;
@@ -361,10 +361,30 @@ struct EagerClauses {
   static EagerClauses Of(const std::vector<const RuleClauses*>& items, std::size_t clause_count);
 };
 
+// Every flag's individual targets by context key, so that an evaluation looks up its context's
+// keys once instead of searching each flag's lists. A flag's lists are numbered in the order its
+// evaluation checks them (contextTargets, whose user entries stand for the `targets` list of the
+// same variation; `targets` alone when there are no contextTargets): the first that has the key
+// decides.
+struct TargetIndex {
+  struct Entry {
+    std::uint64_t hash;  // KeyHash(key)
+    std::string_view key;
+    std::uint32_t kind;
+    std::uint32_t flag;      // index in FlagData::Impl::flags
+    std::uint32_t position;  // of the list among the flag's, in checking order
+    std::int64_t variation;
+  };
+  std::vector<Entry> entries;  // sorted by hash
+
+  static TargetIndex Of(const std::vector<std::shared_ptr<const Flag>>& flags);
+};
+
 struct FlagData::Impl {
   std::vector<std::shared_ptr<const Flag>> flags;  // live flags, sorted by key
   std::vector<std::shared_ptr<const Segment>> segments;
-  std::unordered_map<std::string_view, const Flag*> flag_by_key;
+  std::unordered_map<std::string_view, std::uint32_t> flag_by_key;  // index in `flags`
+  TargetIndex targets;
   std::shared_ptr<const Symbols> symbols;
   // By segment key number: the index in `segments`, kNoSymbol when there is no such segment.
   std::vector<std::uint32_t> segment_index;
@@ -372,9 +392,10 @@ struct FlagData::Impl {
   std::size_t symbols_when_fresh = 0;  // Symbols::size() after the last build from scratch
   std::size_t unparsable = 0;
 
-  [[nodiscard]] const Flag* FindFlag(std::string_view key) const {
+  /// The index in `flags` of the flag with a key; kNoSymbol when there is none.
+  [[nodiscard]] std::uint32_t FindFlag(std::string_view key) const {
     auto it = flag_by_key.find(key);
-    return it == flag_by_key.end() ? nullptr : it->second;
+    return it == flag_by_key.end() ? kNoSymbol : it->second;
   }
 };
 

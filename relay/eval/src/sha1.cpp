@@ -13,8 +13,6 @@
 namespace flagrelay::eval {
 namespace {
 
-constexpr std::size_t kBlockSize = 64;
-
 // Processes one 64-byte block into the running state (FIPS 180-4 §6.1.2).
 void Compress(std::array<std::uint32_t, 5>& state, const std::uint8_t* block) {
   std::array<std::uint32_t, 80> w{};
@@ -132,46 +130,46 @@ void CompressBlock(std::array<std::uint32_t, 5>& state, const std::uint8_t* bloc
 
 }  // namespace
 
-std::array<std::uint8_t, 20> Sha1(std::initializer_list<std::string_view> parts) {
-  std::array<std::uint32_t, 5> state{0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
-  std::uint8_t block[kBlockSize];
-  std::size_t filled = 0;    // bytes waiting in `block`
-  std::uint64_t length = 0;  // bytes in all
-  for (const std::string_view part : parts) {
-    const auto* bytes = reinterpret_cast<const std::uint8_t*>(part.data());
-    std::size_t rest = part.size();
-    length += rest;
-    while (rest > 0) {
-      if (filled == 0 && rest >= kBlockSize) {  // whole blocks straight from the input
-        CompressBlock(state, bytes);
-        bytes += kBlockSize;
-        rest -= kBlockSize;
-        continue;
-      }
-      const std::size_t n = std::min(rest, kBlockSize - filled);
-      std::memcpy(block + filled, bytes, n);
-      filled += n;
-      bytes += n;
-      rest -= n;
-      if (filled == kBlockSize) {
-        CompressBlock(state, block);
-        filled = 0;
-      }
+Sha1Hasher& Sha1Hasher::Update(std::string_view data) {
+  const auto* bytes = reinterpret_cast<const std::uint8_t*>(data.data());
+  std::size_t rest = data.size();
+  length_ += rest;
+  while (rest > 0) {
+    if (filled_ == 0 && rest >= kBlockSize) {  // whole blocks straight from the input
+      CompressBlock(state_, bytes);
+      bytes += kBlockSize;
+      rest -= kBlockSize;
+      continue;
+    }
+    const std::size_t n = std::min(rest, kBlockSize - filled_);
+    std::memcpy(block_.data() + filled_, bytes, n);
+    filled_ += n;
+    bytes += n;
+    rest -= n;
+    if (filled_ == kBlockSize) {
+      CompressBlock(state_, block_.data());
+      filled_ = 0;
     }
   }
+  return *this;
+}
 
+std::array<std::uint8_t, 20> Sha1Hasher::Digest() const {
+  std::array<std::uint32_t, 5> state = state_;
+  std::array<std::uint8_t, kBlockSize> block = block_;
+  std::size_t filled = filled_;
   // Padding: 0x80, zeros, then the message length in bits as a big-endian 64-bit integer.
   block[filled++] = 0x80;
   if (filled > kBlockSize - 8) {
-    std::memset(block + filled, 0, kBlockSize - filled);
-    CompressBlock(state, block);
+    std::memset(block.data() + filled, 0, kBlockSize - filled);
+    CompressBlock(state, block.data());
     filled = 0;
   }
-  std::memset(block + filled, 0, kBlockSize - 8 - filled);
-  const std::uint64_t bit_length = length * 8;
+  std::memset(block.data() + filled, 0, kBlockSize - 8 - filled);
+  const std::uint64_t bit_length = length_ * 8;
   for (std::size_t i = 0; i < 8; ++i)
     block[kBlockSize - 1 - i] = static_cast<std::uint8_t>(bit_length >> (8 * i));
-  CompressBlock(state, block);
+  CompressBlock(state, block.data());
 
   std::array<std::uint8_t, 20> digest{};
   for (std::size_t i = 0; i < 5; ++i) {
@@ -181,6 +179,12 @@ std::array<std::uint8_t, 20> Sha1(std::initializer_list<std::string_view> parts)
     digest[4 * i + 3] = static_cast<std::uint8_t>(state[i]);
   }
   return digest;
+}
+
+std::array<std::uint8_t, 20> Sha1(std::initializer_list<std::string_view> parts) {
+  Sha1Hasher hasher;
+  for (const std::string_view part : parts) hasher.Update(part);
+  return hasher.Digest();
 }
 
 std::array<std::uint8_t, 20> Sha1(std::string_view data) { return Sha1({data}); }

@@ -1,9 +1,12 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "flagrelay/eval/sha1.hpp"
 
 namespace flagrelay::eval {
 
@@ -11,6 +14,13 @@ namespace flagrelay::eval {
 // "<key>.<salt>.<value>" ("<seed>.<value>" if seeded), first 15 hex digits / 0xFFFFFFFFFFFFFFF.
 double BucketValue(std::string_view flag_or_segment_key, std::string_view salt,
                    std::string_view bucket_by_value, std::optional<std::int64_t> seed);
+
+// The same in two steps, for a rollout that buckets many contexts: a hasher that has taken the
+// input's constant start ("<key>.<salt>." or "<seed>."), then the bucket for the value parts
+// that follow it (their concatenation is the value).
+Sha1Hasher BucketHashPrefix(std::string_view flag_or_segment_key, std::string_view salt,
+                            std::optional<std::int64_t> seed);
+double BucketValue(const Sha1Hasher& prefix, std::initializer_list<std::string_view> value_parts);
 
 // The string form of a string attribute used for bucketing: the string itself.
 std::optional<std::string> BucketableValue(std::string_view value);

@@ -6,6 +6,7 @@
 
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "eval_test_util.hpp"
 #include "flagrelay/eval/evaluator.hpp"
@@ -491,6 +492,33 @@ TEST(Rules, MalformedClauseAfterAMatchingClauseIsAnError) {
   auto data = testing::Data({testing::RuleFlag(
       R"([{"attribute":"name","op":"in","values":["Ann"]},{"attribute":"","op":"in"}])")});
   EXPECT_EQ(testing::OutcomeOf(testing::Eval(*data, "f", kUser)), Outcome::kError);
+}
+
+// Clauses are decided in order: a non-match already known (every `in` clause is computed before
+// the flags) does not hide a failing clause in front of it, whether it fails by itself or in the
+// segment it refers to; a lazily computed clause in front of a non-match needs no computing.
+TEST(Rules, KnownNonMatchAfterAFailingClauseIsNotReached) {
+  const std::vector<std::string> segments = {
+      R"({"key":"cycle","version":1,"rules":[{"clauses":[{"op":"segmentMatch","values":["cycle"]}]}]})"};
+  for (const char* failing :
+       {R"({"attribute":"","op":"in"})", R"({"op":"segmentMatch","values":["cycle"]})"}) {
+    auto data =
+        testing::Data({testing::RuleFlag(std::string("[") + failing +
+                                         R"(,{"attribute":"name","op":"in","values":["Zed"]}])")},
+                      segments);
+    EXPECT_EQ(testing::OutcomeOf(testing::Eval(*data, "f", kUser)), Outcome::kError) << failing;
+    data = testing::Data(
+        {testing::RuleFlag(std::string(R"([{"attribute":"name","op":"in","values":["Zed"]},)") +
+                           failing + "]")},
+        segments);
+    EXPECT_EQ(testing::OutcomeOf(testing::Eval(*data, "f", kUser)), Outcome::kNoMatch) << failing;
+  }
+  auto data = testing::Data({testing::RuleFlag(
+      R"([{"attribute":"name","op":"matches","values":["^A"]},{"attribute":"name","op":"in","values":["Zed"]}])")});
+  EXPECT_EQ(testing::OutcomeOf(testing::Eval(*data, "f", kUser)), Outcome::kNoMatch);
+  data = testing::Data({testing::RuleFlag(
+      R"([{"attribute":"name","op":"matches","values":["^A"]},{"attribute":"name","op":"in","values":["Ann"]}])")});
+  EXPECT_EQ(testing::OutcomeOf(testing::Eval(*data, "f", kUser)), Outcome::kMatch);
 }
 
 TEST(Rules, SegmentMatchClauseNeedsNoAttribute) {

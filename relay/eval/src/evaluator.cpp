@@ -299,7 +299,6 @@ class Session {
   }
 
   void ComputeOrdered(const EagerClauses::OrderedGroup& group) {
-    using Compare = EagerClauses::Compare;
     const json::value* value = Value(group.attribute);
     if (value == nullptr) {
       for (const auto& clause : group.clauses) clause_results_[clause.clause.id] = kFalse;
@@ -331,23 +330,9 @@ class Session {
       bool match = false;
       for (std::uint32_t i = clause.begin; i < clause.end; ++i) {
         const double bound = group.values[i];
-        switch (clause.compare) {
-          case Compare::kLess:
-            match |= position < bound;
-            break;
-          case Compare::kLessOrEqual:
-            match |= position <= bound;
-            break;
-          case Compare::kGreater:
-            match |= position > bound;
-            break;
-          case Compare::kGreaterOrEqual:
-            match |= position >= bound;
-            break;
-          case Compare::kEqual:
-            match |= position == bound;
-            break;
-        }
+        const unsigned order = (position < bound ? 1U : 0U) | (position == bound ? 2U : 0U) |
+                               (position > bound ? 4U : 0U);  // none for NaN
+        match |= (order & static_cast<unsigned>(clause.compare)) != 0;
       }
       Set(clause.clause, match);
     }
@@ -560,16 +545,14 @@ bool ClauseComputes(Session& session, const Clause& clause) {
   return match != clause.negate;
 }
 
-// Whether every clause of rule `rule` matches.
-bool RuleMatches(Session& session, const RuleClauses& rules, std::size_t rule) {
-  if (const auto& quad = rules.quads[rule]; quad[0] != kNoSymbol) {
-    // No clause of this rule can fail the evaluation, so one known non-match decides it, even
-    // after clauses not computed yet.
-    const std::uint8_t a = session.Known(quad[0]), b = session.Known(quad[1]),
-                       c = session.Known(quad[2]), d = session.Known(quad[3]);
-    if (((a | b | c | d) & Session::kFalse) != 0) return false;
-    if ((a & b & c & d) == Session::kTrue) return true;
-  }
+// Whether every clause of rule `rule` matches; `head` is rules.heads[rule] or a copy.
+bool RuleMatches(Session& session, const RuleClauses& rules, std::size_t rule,
+                 const RuleClauses::Head& head) {
+  // Most rules are decided here, without branching on each clause (see RuleClauses::Head).
+  const std::uint8_t k0 = session.Known(head.ids[0]), k1 = session.Known(head.ids[1]),
+                     k2 = session.Known(head.ids[2]), k3 = session.Known(head.ids[3]);
+  if (((k0 | k1 | k2 | k3) & Session::kFalse) != 0) return false;
+  if (head.whole && (k0 & k1 & k2 & k3) == Session::kTrue) return true;
   const std::uint32_t end = rules.ends[rule];
   for (std::uint32_t c = rule == 0 ? 0 : rules.ends[rule - 1]; c < end; ++c) {
     const std::optional<bool> known = session.KnownClause(rules.ids[c]);
@@ -611,7 +594,8 @@ Bucket ComputeBucket(Session& session, bool experiment, const BucketBy& bucket_b
 
 bool SegmentRuleMatches(Session& session, const Segment& segment, std::size_t index) {
   const SegmentRule& rule = segment.rules[index];
-  if (!RuleMatches(session, segment.rule_clauses, index)) return false;
+  if (!RuleMatches(session, segment.rule_clauses, index, segment.rule_clauses.heads[index]))
+    return false;
   if (!rule.weight) return true;
   const Bucket bucket = ComputeBucket(session, false, rule.bucket_by, rule.bucket_prefix);
   if (bucket.problem == BucketProblem::kContextLacksKind) return false;
@@ -728,9 +712,10 @@ Detail Evaluate(Session& session, std::uint32_t index, bool top_level) {
   if (auto failed = CheckPrerequisites(session, flag, top_level)) return *failed;
   if (auto variation = session.TargetVariation(index))
     return VariationDetail(flag, *variation, Reason{Reason::kTargetMatch});
+  const auto* heads = &session.data.rule_heads[session.data.rule_heads_begin[index]];
   for (std::size_t i = 0; i < flag.rules.size(); ++i) {
     const Rule& rule = flag.rules[i];
-    if (RuleMatches(session, flag.rule_clauses, i)) {
+    if (RuleMatches(session, flag.rule_clauses, i, heads[i])) {
       Reason reason{Reason::kRuleMatch};
       reason.rule_index = i;
       return ResultDetail(session, flag, rule.result, reason);

@@ -355,17 +355,13 @@ void CompileClauses(const Reader& rule, RuleClauses& out, Symbols& symbols, bool
     out.clauses.push_back(std::move(clause));
   });
   out.ends.push_back(static_cast<std::uint32_t>(out.clauses.size()));
-  std::array<std::uint32_t, RuleClauses::kQuad> quad{};
-  quad.fill(Symbols::kAlwaysMatches);
-  if (out.ids.size() - begin > quad.size()) {
-    quad[0] = kNoSymbol;
-  } else {
-    for (std::size_t c = begin; c < out.ids.size(); ++c) {
-      quad[c - begin] = out.ids[c];
-      if (out.ids[c] == kNoSymbol) quad[0] = kNoSymbol;
-    }
-  }
-  out.quads.push_back(quad);
+  RuleClauses::Head head;
+  head.ids.fill(Symbols::kAlwaysMatches);
+  std::size_t c = begin;
+  for (; c < out.ids.size() && c - begin < head.ids.size() && out.ids[c] != kNoSymbol; ++c)
+    head.ids[c - begin] = out.ids[c];
+  head.whole = c == out.ids.size();
+  out.heads.push_back(head);
 }
 
 // `bucketBy` of the given context kind; the key when absent or for an experiment.
@@ -751,6 +747,11 @@ std::shared_ptr<const FlagData> FlagData::Build(const protocol::ItemSet& flags,
     if (impl.flags[i]->malformed) ++impl.unparsable;
   }
   impl.targets = TargetIndex::Of(impl.flags);
+  for (const auto& flag : impl.flags) {
+    impl.rule_heads_begin.push_back(static_cast<std::uint32_t>(impl.rule_heads.size()));
+    impl.rule_heads.insert(impl.rule_heads.end(), flag->rule_clauses.heads.begin(),
+                           flag->rule_clauses.heads.end());
+  }
   impl.segment_index.assign(symbols->segment_keys().size(), kNoSymbol);
   for (std::size_t i = 0; i < impl.segments.size(); ++i) {
     const Segment& segment = *impl.segments[i];

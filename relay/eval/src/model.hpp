@@ -193,14 +193,18 @@ struct Clause {
 // of their own: an evaluation mostly finds a clause's result already known by id (Session), and
 // then touches neither the clause nor its values.
 struct RuleClauses {
-  static constexpr std::size_t kQuad = 4;
+  // What decides most rules without looking further: the ids of its first clauses up to the
+  // first that could fail the evaluation (segmentMatch, or no id), at most four, padded with
+  // Symbols::kAlwaysMatches. Any of them known not to match means the rule does not, since none
+  // of them has effects; all matching means the rule does if they are `whole` of it.
+  struct Head {
+    std::array<std::uint32_t, 4> ids{};
+    bool whole = false;
+  };
   std::vector<std::uint32_t> ends;  // rule i has clauses [ends[i - 1], ends[i])
   std::vector<std::uint32_t> ids;   // ids[c] == clauses[c].id
   std::vector<Clause> clauses;
-  // Per rule: when all its clauses have ids (so none can fail the evaluation) and there are at
-  // most four, their ids padded with Symbols::kAlwaysMatches, so that the rule's verdict is four
-  // loads without branches when the results are known; otherwise kNoSymbol first.
-  std::vector<std::array<std::uint32_t, kQuad>> quads;
+  std::vector<Head> heads;  // per rule
 };
 
 struct WeightedVariation {
@@ -326,7 +330,14 @@ struct EagerClauses {
   // Clauses that order the attribute's value against constants: numbers, times (epoch
   // milliseconds) or semantic versions (as ranks among the group's versions).
   enum class Scale : std::uint8_t { kNumber, kTime, kSemVer };
-  enum class Compare : std::uint8_t { kLess, kLessOrEqual, kGreater, kGreaterOrEqual, kEqual };
+  // Which orders match, as bits (less 1, equal 2, greater 4), so that a test has no branches.
+  enum class Compare : std::uint8_t {
+    kLess = 1,
+    kEqual = 2,
+    kLessOrEqual = 3,
+    kGreater = 4,
+    kGreaterOrEqual = 6
+  };
   struct Ordered {
     Member clause;
     Compare compare = Compare::kEqual;
@@ -385,6 +396,10 @@ struct FlagData::Impl {
   std::vector<std::shared_ptr<const Segment>> segments;
   std::unordered_map<std::string_view, std::uint32_t> flag_by_key;  // index in `flags`
   TargetIndex targets;
+  // Every flag's RuleClauses::heads, flag after flag (flag i's from rule_heads_begin[i]): an
+  // evaluation reads them for one flag after the other, so they had better be adjacent.
+  std::vector<RuleClauses::Head> rule_heads;
+  std::vector<std::uint32_t> rule_heads_begin;
   std::shared_ptr<const Symbols> symbols;
   // By segment key number: the index in `segments`, kNoSymbol when there is no such segment.
   std::vector<std::uint32_t> segment_index;

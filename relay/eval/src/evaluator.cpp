@@ -76,14 +76,16 @@ std::string_view Str(const json::value& v) { return v.get_string(); }
 // numbers in Symbols; flags mostly ask the same few things, so per clause this is an array lookup.
 class Session {
  public:
-  Session(const FlagData::Impl& flag_data, const Context::Impl& evaluated)
+  // `eager`: the clauses to compute up front (for one flag, none is worth it).
+  Session(const FlagData::Impl& flag_data, const Context::Impl& evaluated,
+          const EagerClauses* eager)
       : data(flag_data),
         context(evaluated),
         kinds_(flag_data.symbols->kind_count()),
         attributes_(flag_data.symbols->attributes().size()),
         segment_results_(flag_data.segments.size(), 0),
         clause_results_(flag_data.symbols->clause_count(), 0),
-        targeted_(flag_data.flags.size(), nullptr) {
+        targeted_(flag_data.flags.size(), kNoSymbol) {
     for (const Single& single : evaluated.contexts) {
       if (auto kind = flag_data.symbols->FindKind(single.kind)) {
         kinds_[*kind] = KindState{&single, KeyHash(single.key)};
@@ -91,7 +93,7 @@ class Session {
       }
     }
     clause_results_[Symbols::kAlwaysMatches] = kTrue;
-    ComputeEager();
+    if (eager != nullptr) ComputeEager(*eager);
   }
 
   const FlagData::Impl& data;
@@ -116,8 +118,8 @@ class Session {
 
   // The variation of the first of the flag's individual target lists that has the context's key.
   [[nodiscard]] std::optional<std::int64_t> TargetVariation(std::uint32_t flag) const {
-    if (targeted_[flag] == nullptr) return std::nullopt;
-    return targeted_[flag]->variation;
+    if (targeted_[flag] == kNoSymbol) return std::nullopt;
+    return data.targets.entries[targeted_[flag]].variation;
   }
 
   // Whether the key of the individual context of `kind` is in `keys`.
@@ -254,16 +256,16 @@ class Session {
         [](const TargetIndex::Entry& entry, std::uint64_t h) { return entry.hash < h; });
     for (; it != entries.end() && it->hash == hash; ++it) {
       if (it->kind != kind || it->key != key) continue;
-      const TargetIndex::Entry*& first = targeted_[it->flag];
-      if (first == nullptr || it->position < first->position) first = &*it;
+      std::uint32_t& first = targeted_[it->flag];
+      if (first == kNoSymbol || it->position < entries[first].position)
+        first = static_cast<std::uint32_t>(it - entries.begin());
     }
   }
 
-  // Computes the clauses of data.eager (see there).
-  void ComputeEager() {
-    for (const EagerClauses::InGroup& group : data.eager.in) ComputeIn(group);
-    for (const EagerClauses::OrderedGroup& group : data.eager.ordered) ComputeOrdered(group);
-    for (const EagerClauses::TextGroup& group : data.eager.text) ComputeText(group);
+  void ComputeEager(const EagerClauses& eager) {
+    for (const EagerClauses::InGroup& group : eager.in) ComputeIn(group);
+    for (const EagerClauses::OrderedGroup& group : eager.ordered) ComputeOrdered(group);
+    for (const EagerClauses::TextGroup& group : eager.text) ComputeText(group);
   }
 
   void ComputeIn(const EagerClauses::InGroup& group) {
@@ -371,12 +373,14 @@ class Session {
     return parsed_[state.parsed];
   }
 
-  std::vector<KindState> kinds_;                     // by kind number
-  std::vector<AttributeState> attributes_;           // by attribute number
-  std::deque<Parsed> parsed_;                        // stable addresses as it grows
-  std::vector<std::uint8_t> segment_results_;        // by index in data.segments
-  std::vector<std::uint8_t> clause_results_;         // by clause id: kUnknown, kFalse or kTrue
-  std::vector<const TargetIndex::Entry*> targeted_;  // by flag index: null when not targeted
+  std::vector<KindState> kinds_;               // by kind number
+  std::vector<AttributeState> attributes_;     // by attribute number
+  std::deque<Parsed> parsed_;                  // stable addresses as it grows
+  std::vector<std::uint8_t> segment_results_;  // by index in data.segments
+  std::vector<std::uint8_t> clause_results_;   // by clause id: kUnknown, kFalse or kTrue
+  // By flag index: the entry in data.targets of its first target list with the context's key;
+  // kNoSymbol when none has it.
+  std::vector<std::uint32_t> targeted_;
 };
 
 bool InSetContains(Session& session, const InSet& set, const json::value& actual,
@@ -797,18 +801,6 @@ void AppendResult(std::string& out, Session& session, std::uint32_t index, bool 
   out += '}';
 }
 
-bool Visible(const Flag& flag, Audience audience) {
-  switch (audience) {
-    case Audience::kServer:
-      return true;
-    case Audience::kMobile:
-      return flag.mobile_visible;
-    case Audience::kEnvironmentId:
-      return flag.environment_id_visible;
-  }
-  return false;
-}
-
 }  // namespace
 
 const Evaluations::Entry* Evaluations::Find(std::string_view key) const {
@@ -844,10 +836,10 @@ std::string Evaluations::PatchJson(const Entry& entry) {
 Evaluations EvaluateAll(const FlagData& data, const Context& context, const EvalOptions& options) {
   Evaluations evaluations;
   const FlagData::Impl& impl = data.impl();
-  Session session(impl, context.impl());
+  Session session(impl, context.impl(), &impl.eager[static_cast<std::size_t>(options.audience)]);
   for (std::uint32_t i = 0; i < impl.flags.size(); ++i) {
     const Flag& flag = *impl.flags[i];
-    if (!Visible(flag, options.audience)) continue;
+    if (!flag.VisibleTo(options.audience)) continue;
     Evaluations::Entry entry{flag.key, flag.version, {}};
     AppendResult(entry.json, session, i, options.with_reasons, false);
     evaluations.entries_.push_back(std::move(entry));
@@ -858,13 +850,13 @@ Evaluations EvaluateAll(const FlagData& data, const Context& context, const Eval
 void AppendAllJson(std::string& out, const FlagData& data, const Context& context,
                    const EvalOptions& options) {
   const FlagData::Impl& impl = data.impl();
-  Session session(impl, context.impl());
+  Session session(impl, context.impl(), &impl.eager[static_cast<std::size_t>(options.audience)]);
   // About what a result with a reason takes, so that the buffer grows once or not at all.
   out.reserve(out.size() + impl.flags.size() * 160);
   out += '{';
   bool first = true;
   for (std::uint32_t i = 0; i < impl.flags.size(); ++i) {
-    if (!Visible(*impl.flags[i], options.audience)) continue;
+    if (!impl.flags[i]->VisibleTo(options.audience)) continue;
     if (!first) out += ',';
     first = false;
     AppendResult(out, session, i, options.with_reasons, true);
@@ -876,7 +868,7 @@ std::optional<std::string> EvaluateFlag(const FlagData& data, std::string_view k
                                         const Context& context, bool with_reasons) {
   const std::uint32_t index = data.impl().FindFlag(key);
   if (index == kNoSymbol) return std::nullopt;
-  Session session(data.impl(), context.impl());
+  Session session(data.impl(), context.impl(), nullptr);
   std::string out;
   AppendResult(out, session, index, with_reasons, false);
   return out;

@@ -688,6 +688,29 @@ std::vector<std::shared_ptr<const T>> CompileAll(
   return out;
 }
 
+// The rules an evaluation for `audience` may run: those of the flags it sees and of their
+// prerequisites, and every segment's.
+std::vector<const RuleClauses*> RuleClausesFor(const FlagData::Impl& impl, Audience audience) {
+  std::vector<const RuleClauses*> out;
+  std::vector<bool> added(impl.flags.size(), false);
+  std::vector<std::uint32_t> pending;
+  for (std::uint32_t i = 0; i < impl.flags.size(); ++i)
+    if (impl.flags[i]->VisibleTo(audience)) pending.push_back(i);
+  while (!pending.empty()) {
+    const std::uint32_t index = pending.back();
+    pending.pop_back();
+    if (added[index]) continue;
+    added[index] = true;
+    out.push_back(&impl.flags[index]->rule_clauses);
+    for (const Prerequisite& prerequisite : impl.flags[index]->prerequisites) {
+      const std::uint32_t required = impl.FindFlag(prerequisite.key);
+      if (required != kNoSymbol && !added[required]) pending.push_back(required);
+    }
+  }
+  for (const auto& segment : impl.segments) out.push_back(&segment->rule_clauses);
+  return out;
+}
+
 }  // namespace
 
 TargetIndex TargetIndex::Of(const std::vector<std::shared_ptr<const Flag>>& flags) {
@@ -759,10 +782,10 @@ std::shared_ptr<const FlagData> FlagData::Build(const protocol::ItemSet& flags,
       impl.segment_index[*id] = static_cast<std::uint32_t>(i);
     if (segment.malformed) ++impl.unparsable;
   }
-  std::vector<const RuleClauses*> rule_clauses;
-  for (const auto& flag : impl.flags) rule_clauses.push_back(&flag->rule_clauses);
-  for (const auto& segment : impl.segments) rule_clauses.push_back(&segment->rule_clauses);
-  impl.eager = EagerClauses::Of(rule_clauses, symbols->clause_count());
+  for (const Audience audience : {Audience::kServer, Audience::kMobile, Audience::kEnvironmentId}) {
+    impl.eager[static_cast<std::size_t>(audience)] =
+        EagerClauses::Of(RuleClausesFor(impl, audience), symbols->clause_count());
+  }
   impl.symbols_when_fresh = before != nullptr ? before->symbols_when_fresh : symbols->size();
   impl.symbols = std::move(symbols);
   return data;

@@ -275,6 +275,17 @@ struct Flag {
   std::string null_result_head;  // value and variation null
   std::size_t key_prefix_size = 0;
   [[nodiscard]] std::size_t variation_count() const { return result_heads.size(); }
+  [[nodiscard]] bool VisibleTo(Audience audience) const {
+    switch (audience) {
+      case Audience::kServer:
+        return true;
+      case Audience::kMobile:
+        return mobile_visible;
+      case Audience::kEnvironmentId:
+        return environment_id_visible;
+    }
+    return false;
+  }
 };
 
 struct SegmentTarget {
@@ -308,7 +319,8 @@ struct Segment {
 // computing them one by one when a rule first asks was the largest cost of an evaluation.
 // Clauses on kinds, `matches` and unknown operators are left to be computed when asked, and so
 // is any group whose attribute has a value of a type its form does not cover (an array of
-// numbers for `in`, any array for the others). Built per FlagData; it points into its items.
+// numbers for `in`, any array for the others). Built per FlagData and audience; it points into
+// the FlagData's items.
 struct EagerClauses {
   struct Member {
     std::uint32_t id = 0;  // Symbols::ClauseId
@@ -403,7 +415,9 @@ struct FlagData::Impl {
   std::shared_ptr<const Symbols> symbols;
   // By segment key number: the index in `segments`, kNoSymbol when there is no such segment.
   std::vector<std::uint32_t> segment_index;
-  EagerClauses eager;
+  // By Audience: the clauses that the flags it sees may need (theirs, their prerequisites' and
+  // every segment's), so that an SDK seeing a few of many flags does not pay for the rest.
+  std::array<EagerClauses, 3> eager;
   std::size_t symbols_when_fresh = 0;  // Symbols::size() after the last build from scratch
   std::size_t unparsable = 0;
 

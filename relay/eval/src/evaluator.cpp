@@ -716,7 +716,9 @@ Detail Evaluate(Session& session, std::uint32_t index, bool top_level) {
   if (auto failed = CheckPrerequisites(session, flag, top_level)) return *failed;
   if (auto variation = session.TargetVariation(index))
     return VariationDetail(flag, *variation, Reason{Reason::kTargetMatch});
-  const auto* heads = &session.data.rule_heads[session.data.rule_heads_begin[index]];
+  // Pointer arithmetic, not operator[]: a flag without rules may start at the end.
+  const RuleClauses::Head* heads =
+      session.data.rule_heads.data() + session.data.rule_heads_begin[index];
   for (std::size_t i = 0; i < flag.rules.size(); ++i) {
     const Rule& rule = flag.rules[i];
     if (RuleMatches(session, flag.rule_clauses, i, heads[i])) {

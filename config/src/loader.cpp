@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <charconv>
 #include <climits>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -244,6 +245,7 @@ class Loader {
         {"metrics", Section(&Loader::MetricsFields)},
         {"proxy", Section(&Loader::ProxyFields)},
         {"readiness", Section(&Loader::ReadinessFields)},
+        {"events", Section(&Loader::EventsFields)},
         {"logLevel",
          [this](const std::string& path, const YAML::Node& node) {
            if (auto text = ScalarText(path, node)) SetLogLevel(path, *text);
@@ -396,6 +398,28 @@ class Loader {
     };
   }
 
+  std::vector<Field> EventsFields() {
+    EventsConfig& c = config_.events;
+    return {
+        {"flushInterval", DurationField(c.flush_interval)},
+        {"maxBatch", CountField(c.max_batch)},
+        {"maxBodyBytes", SizeField(c.max_body_bytes)},
+        {"maxQueueEvents", CountField(c.max_queue_events)},
+        {"maxQueueBytes", SizeField(c.max_queue_bytes)},
+        {"maxDiagnosticQueue", CountField(c.max_diagnostic_queue)},
+        {"shutdownTimeout", DurationField(c.shutdown_timeout)},
+    };
+  }
+
+  std::vector<Field> EnvironmentEventsFields(EnvironmentEventsConfig& c) {
+    return {
+        {"enabled", BoolField(c.enabled)},
+        {"rateLimit", NumberField(c.rate_limit)},
+        {"rateBurst", NumberField(c.rate_burst)},
+        {"sampleRatio", NumberField(c.sample_ratio)},
+    };
+  }
+
   std::vector<Field> CacheFields() {
     CacheConfig& c = config_.cache;
     return {
@@ -429,6 +453,10 @@ class Loader {
         {"allowedOrigin", StringListField(e.allowed_origins)},
         {"allowedHeader", StringListField(e.allowed_headers)},
         {"secureMode", BoolField(e.secure_mode)},
+        {"events",
+         [this, &e](const std::string& path, const YAML::Node& node) {
+           ParseMap(node, path, EnvironmentEventsFields(e.events));
+         }},
     };
   }
 
@@ -484,6 +512,21 @@ class Loader {
   Handler BoolField(bool& out) {
     return [this, &out](const std::string& path, const YAML::Node& node) {
       if (auto text = ScalarText(path, node)) SetBool(path, *text, out, /*allow_digits=*/false);
+    };
+  }
+  // A non-negative decimal number (`0.25`, `1000`).
+  Handler NumberField(double& out) {
+    return [this, &out](const std::string& path, const YAML::Node& node) {
+      auto text = ScalarText(path, node);
+      if (!text) return;
+      double value = 0;
+      const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+      if (text->empty() || ec != std::errc() || end != text->data() + text->size() ||
+          !std::isfinite(value) || value < 0) {
+        Error(path, "expected a number of at least 0, got " + Quote(*text));
+        return;
+      }
+      out = value;
     };
   }
   Handler CountField(std::size_t& out) {
@@ -746,6 +789,23 @@ class Loader {
             FromEnv("DISCONNECTED_STATUS_TIME", "upstream.disconnectedStatusTime")) {
       SetDuration("upstream.disconnectedStatusTime", *value, upstream.disconnected_status_time);
     }
+    // ld-relay's [Events] variables. USE_EVENTS is ld-relay's sendEvents, for every environment.
+    if (const std::string* value = FromEnv("USE_EVENTS", "events")) {
+      bool enabled = true;
+      SetBool("USE_EVENTS", *value, enabled, /*allow_digits=*/true);
+      for (EnvironmentConfig& e : config_.environments) e.events.enabled = enabled;
+    }
+    EventsConfig& events = config_.events;
+    if (const std::string* value = FromEnv("EVENTS_FLUSH_INTERVAL", "events.flushInterval")) {
+      SetDuration("events.flushInterval", *value, events.flush_interval);
+    }
+    if (const std::string* value = FromEnv("EVENTS_CAPACITY", "events.maxQueueEvents")) {
+      SetCount("events.maxQueueEvents", *value, events.max_queue_events);
+    }
+    if (const std::string* value =
+            FromEnv("EVENTS_MAX_INBOUND_PAYLOAD_SIZE", "events.maxBodyBytes")) {
+      SetSize("events.maxBodyBytes", *value, events.max_body_bytes);
+    }
     ApplyProxyEnvVars();
   }
 
@@ -821,6 +881,7 @@ class Loader {
     ValidateListen();
     ValidateUpstream();
     ValidateStreams();
+    ValidateEvents();
     if (config_.cache.map_size_bytes < kMinMapSize) Error("cache.mapSize", "must be at least 1MiB");
     const MetricsConfig& metrics = config_.metrics;
     if (metrics.port != 0 && metrics.port == config_.listen.port &&
@@ -980,6 +1041,27 @@ class Loader {
     if (c.max_queue_events < 1) Error("streams.maxQueueEvents", "must be at least 1");
     if (c.max_queue_bytes < kMinQueueBytes) Error("streams.maxQueueBytes", "must be at least 1KiB");
     RequirePositive("streams.writeTimeout", c.write_timeout);
+  }
+
+  void ValidateEvents() {
+    const EventsConfig& c = config_.events;
+    RequirePositive("events.flushInterval", c.flush_interval);
+    if (c.max_batch < 1) Error("events.maxBatch", "must be at least 1");
+    if (c.max_body_bytes < kMinQueueBytes) Error("events.maxBodyBytes", "must be at least 1KiB");
+    if (c.max_queue_events < c.max_batch) {
+      Error("events.maxQueueEvents",
+            "must be at least events.maxBatch (" + std::to_string(c.max_batch) + ")");
+    }
+    if (c.max_queue_bytes < kMinQueueBytes) Error("events.maxQueueBytes", "must be at least 1KiB");
+    RequirePositive("events.shutdownTimeout", c.shutdown_timeout);
+    for (const EnvironmentConfig& e : config_.environments) {
+      if (e.events.sample_ratio > 1) {
+        Error("environments." + e.name + ".events.sampleRatio", "must be between 0 and 1");
+      }
+      if (e.events.rate_burst > 0 && e.events.rate_limit == 0) {
+        Error("environments." + e.name + ".events.rateBurst", "needs events.rateLimit");
+      }
+    }
   }
 
   void ValidateEnvironments() {

@@ -130,6 +130,32 @@ struct MetricsConfig {
   std::uint16_t port = 8031;  // metrics.port; 0 = no metrics listener
 };
 
+/// Top-level `events:`: how the analytics events SDKs post are batched and forwarded to
+/// upstream.eventsUri, and the bounds that keep an event spike to its own environment.
+struct EventsConfig {
+  Duration flush_interval = std::chrono::seconds(5);  // events.flushInterval
+  std::size_t max_batch = 500;  // events.maxBatch: events per POST upstream (sent when reached)
+  /// events.maxBodyBytes: one inbound events POST, as read and after gunzip.
+  std::size_t max_body_bytes = 8ull << 20;
+  /// events.maxQueueEvents / maxQueueBytes: per environment, everything accepted and not yet
+  /// delivered (waiting, in a POST, or waiting for its retry). New events beyond are shed.
+  std::size_t max_queue_events = 10000;
+  std::size_t max_queue_bytes = 16ull << 20;
+  std::size_t max_diagnostic_queue = 16;  // events.maxDiagnosticQueue: per environment
+  Duration shutdown_timeout = std::chrono::seconds(5);  // events.shutdownTimeout
+};
+
+/// environments.<name>.events: the switches SIGHUP applies to a running relay.
+struct EnvironmentEventsConfig {
+  bool enabled = true;    // events.enabled: off = accepted (202), counted and discarded
+  double rate_limit = 0;  // events.rateLimit: events per second; 0 = no limit
+  double rate_burst = 0;  // events.rateBurst: events above the rate at once; 0 = a second's worth
+  /// events.sampleRatio: under pressure (queue over half full, or over the rate), the fraction
+  /// of events kept rather than shed.
+  double sample_ratio = 1.0;
+  friend bool operator==(const EnvironmentEventsConfig&, const EnvironmentEventsConfig&) = default;
+};
+
 struct EnvironmentConfig {
   std::string name;  // the key under `environments:`
   Secret sdk_key;    // required
@@ -142,6 +168,7 @@ struct EnvironmentConfig {
   std::vector<std::string> allowed_origins;  // allowedOrigin
   std::vector<std::string> allowed_headers;  // allowedHeader
   bool secure_mode = false;                  // secureMode
+  EnvironmentEventsConfig events;            // events
 };
 
 struct RelayConfig {
@@ -152,6 +179,7 @@ struct RelayConfig {
   MetricsConfig metrics;
   ProxyConfig proxy;
   ReadinessConfig readiness;
+  EventsConfig events;
   LogLevel log_level = LogLevel::kInfo;
   unsigned threads = 0;                         // 0 = one per hardware thread
   std::vector<EnvironmentConfig> environments;  // in file order; names unique

@@ -407,6 +407,7 @@ class Loader {
         {"maxQueueEvents", CountField(c.max_queue_events)},
         {"maxQueueBytes", SizeField(c.max_queue_bytes)},
         {"maxDiagnosticQueue", CountField(c.max_diagnostic_queue)},
+        {"sendTimeout", DurationField(c.send_timeout)},
         {"shutdownTimeout", DurationField(c.shutdown_timeout)},
     };
   }
@@ -1054,6 +1055,7 @@ class Loader {
     }
     if (c.max_queue_bytes < kMinQueueBytes) Error("events.maxQueueBytes", "must be at least 1KiB");
     RequirePositive("events.shutdownTimeout", c.shutdown_timeout);
+    RequirePositive("events.sendTimeout", c.send_timeout);
     for (const EnvironmentConfig& e : config_.environments) {
       if (e.events.sample_ratio > 1) {
         Error("environments." + e.name + ".events.sampleRatio", "must be between 0 and 1");

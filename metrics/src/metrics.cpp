@@ -98,7 +98,30 @@ RelayMetrics::RelayMetrics(std::string_view version)
                             "unsupported_format, error, mismatch, disabled)")),
       http_requests_(Register(prometheus::BuildCounter(), *registry_,
                               "flagrelay_http_requests_total",
-                              "HTTP requests served, by route template, method and status class")) {
+                              "HTTP requests served, by route template, method and status class")),
+      events_received_(Register(prometheus::BuildCounter(), *registry_,
+                                "flagrelay_events_received_total",
+                                "Analytics events in the bodies SDKs posted (valid bodies only)")),
+      events_forwarded_(Register(prometheus::BuildCounter(), *registry_,
+                                 "flagrelay_events_forwarded_total",
+                                 "Analytics events the events service accepted")),
+      events_dropped_(Register(prometheus::BuildCounter(), *registry_,
+                               "flagrelay_events_dropped_total",
+                               "Events not forwarded, by reason (disabled, rate_limited, sampled, "
+                               "queue_full, diagnostic_queue_full, upstream_rejected, "
+                               "refused_batch, undeliverable, shutdown)")),
+      diagnostics_forwarded_(Register(prometheus::BuildCounter(), *registry_,
+                                      "flagrelay_diagnostic_events_forwarded_total",
+                                      "Diagnostic events the events service accepted")),
+      events_queued_(Register(prometheus::BuildGauge(), *registry_, "flagrelay_events_queued",
+                              "Analytics events accepted and not yet delivered or dropped")),
+      events_queued_bytes_(Register(prometheus::BuildGauge(), *registry_,
+                                    "flagrelay_events_queued_bytes",
+                                    "Bytes of the events in flagrelay_events_queued")),
+      events_forwarding_(Register(prometheus::BuildGauge(), *registry_,
+                                  "flagrelay_events_forwarding",
+                                  "1 while the environment's events are forwarded; 0 when they "
+                                  "are switched off or the events service refused the key")) {
   auto& build_info = Register(prometheus::BuildGauge(), *registry_, "flagrelay_build_info",
                               "Always 1; the version label says which flagrelay runs");
   build_info.Add({{"version", std::string(version)}}).Set(1);
@@ -160,6 +183,19 @@ const EnvironmentMetrics& RelayMetrics::AddEnvironment(std::string_view env_name
   m->cache_loads = [this, env](std::string_view outcome) -> prometheus::Counter& {
     return cache_loads_.Add({{"env", env}, {"outcome", std::string(outcome)}});
   };
+  m->events_received = &events_received_.Add({{"env", env}});
+  m->events_forwarded = &events_forwarded_.Add({{"env", env}});
+  const char* drop_reasons[] = {"disabled",      "rate_limited",          "sampled",
+                                "queue_full",    "diagnostic_queue_full", "upstream_rejected",
+                                "refused_batch", "undeliverable",         "shutdown"};
+  static_assert(std::size(drop_reasons) == kEventDropReasons);
+  for (std::size_t i = 0; i < kEventDropReasons; ++i) {
+    m->events_dropped[i] = &events_dropped_.Add({{"env", env}, {"reason", drop_reasons[i]}});
+  }
+  m->diagnostics_forwarded = &diagnostics_forwarded_.Add({{"env", env}});
+  m->events_queued = &events_queued_.Add({{"env", env}});
+  m->events_queued_bytes = &events_queued_bytes_.Add({{"env", env}});
+  m->events_forwarding = &events_forwarding_.Add({{"env", env}});
   std::lock_guard lock(mutex_);
   environments_.push_back(std::move(m));
   return *environments_.back();

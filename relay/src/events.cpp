@@ -173,8 +173,7 @@ struct EventsRelay::Impl : std::enable_shared_from_this<EventsRelay::Impl> {
     } else {
       Headers headers;
       for (const auto& [name, value] : post.headers) headers.emplace_back(name, value);
-      net::co_spawn(io,
-                    DeliverDiagnostic(env, post.channel, std::string(body), std::move(headers)),
+      net::co_spawn(io, DeliverDiagnostic(env, post.channel, std::string(body), std::move(headers)),
                     net::detached);
     }
     return {202, {}};
@@ -297,9 +296,8 @@ struct EventsRelay::Impl : std::enable_shared_from_this<EventsRelay::Impl> {
   net::awaitable<void> DeliverDiagnostic(EnvState& env, Channel channel, std::string body,
                                          Headers headers) {
     auto self = shared_from_this();
-    const Verdict verdict =
-        co_await PostWithRetry(PathFor(DiagnosticPath(channel), env), headers,
-                               protocol::GzipCompress(body));
+    const Verdict verdict = co_await PostWithRetry(PathFor(DiagnosticPath(channel), env), headers,
+                                                   protocol::GzipCompress(body));
     if (verdict == Verdict::kDelivered) {
       env.metrics().diagnostics_forwarded->Increment();
     } else {
@@ -377,8 +375,7 @@ struct EventsRelay::Impl : std::enable_shared_from_this<EventsRelay::Impl> {
 
   void StopWhenIdle() {
     for (const auto& env : envs) {
-      if (env->posting != 0 || !env->ready.empty() || env->diagnostics_pending.load() != 0)
-        return;
+      if (env->posting != 0 || !env->ready.empty() || env->diagnostics_pending.load() != 0) return;
     }
     io.stop();
   }
@@ -396,7 +393,6 @@ struct EventsRelay::Impl : std::enable_shared_from_this<EventsRelay::Impl> {
   std::thread thread;
   bool stopping = false;  // the forwarder's thread only
 };
-
 
 EventsRelay::EventsRelay(const config::EventsConfig& config, const config::UpstreamConfig& upstream,
                          std::shared_ptr<Outbound> outbound, std::string user_agent,

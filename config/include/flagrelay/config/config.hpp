@@ -141,7 +141,8 @@ struct EventsConfig {
   /// delivered (waiting, in a POST, or waiting for its retry). New events beyond are shed.
   std::size_t max_queue_events = 10000;
   std::size_t max_queue_bytes = 16ull << 20;
-  std::size_t max_diagnostic_queue = 16;  // events.maxDiagnosticQueue: per environment
+  std::size_t max_diagnostic_queue = 16;             // events.maxDiagnosticQueue: per environment
+  Duration send_timeout = std::chrono::seconds(30);  // events.sendTimeout: one POST upstream
   Duration shutdown_timeout = std::chrono::seconds(5);  // events.shutdownTimeout
 };
 

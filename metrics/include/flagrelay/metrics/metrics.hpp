@@ -40,6 +40,20 @@ enum class ErrorKind { kNetworkError, kErrorResponse, kInvalidData, kUnknown };
 inline constexpr std::size_t kErrorKinds = 4;
 enum class PollResult { kOk, kNotModified, kError };
 
+/// Why accepted-for-reading events were not forwarded (flagrelay_events_dropped_total{reason}).
+enum class EventDropReason {
+  kDisabled,             // environments.<name>.events.enabled is false
+  kRateLimited,          // over events.rateLimit
+  kSampled,              // left out by events.sampleRatio under pressure
+  kQueueFull,            // over events.maxQueueEvents / maxQueueBytes
+  kDiagnosticQueueFull,  // over events.maxDiagnosticQueue
+  kUpstreamRejected,     // the events service refused the credential (401/403)
+  kRefusedBatch,         // the events service refused the batch (413, other 4xx)
+  kUndeliverable,        // network error or 5xx/400/408/429 twice
+  kShutdown,             // still queued when events.shutdownTimeout passed
+};
+inline constexpr std::size_t kEventDropReasons = 9;
+
 /// The series of one environment (label `env`).
 struct EnvironmentMetrics {
   std::array<prometheus::Gauge*, kSdkKinds> streams{};               // flagrelay_sdk_streams
@@ -66,6 +80,16 @@ struct EnvironmentMetrics {
   prometheus::Counter* cache_commits_failed = nullptr;  // ...{result="error"}
   prometheus::Gauge* cache_healthy = nullptr;           // flagrelay_cache_healthy
   std::function<prometheus::Counter&(std::string_view outcome)> cache_loads;  // start-up only
+  prometheus::Counter* events_received = nullptr;   // flagrelay_events_received_total
+  prometheus::Counter* events_forwarded = nullptr;  // flagrelay_events_forwarded_total
+  std::array<prometheus::Counter*, kEventDropReasons> events_dropped{};  // ..._dropped_total
+  prometheus::Counter* diagnostics_forwarded = nullptr;  // ..._diagnostic_events_forwarded_total
+  prometheus::Gauge* events_queued = nullptr;            // flagrelay_events_queued
+  prometheus::Gauge* events_queued_bytes = nullptr;      // flagrelay_events_queued_bytes
+  prometheus::Gauge* events_forwarding = nullptr;        // flagrelay_events_forwarding (1 or 0)
+  prometheus::Counter& EventsDropped(EventDropReason reason) const {
+    return *events_dropped[static_cast<std::size_t>(reason)];
+  }
 
   prometheus::Counter& Updates(UpdateKind kind, UpdateResult result) const {
     return *updates[static_cast<std::size_t>(kind)][static_cast<std::size_t>(result)];
@@ -125,6 +149,13 @@ class RelayMetrics {
   prometheus::Family<prometheus::Gauge>& cache_healthy_;
   prometheus::Family<prometheus::Counter>& cache_loads_;
   prometheus::Family<prometheus::Counter>& http_requests_;
+  prometheus::Family<prometheus::Counter>& events_received_;
+  prometheus::Family<prometheus::Counter>& events_forwarded_;
+  prometheus::Family<prometheus::Counter>& events_dropped_;
+  prometheus::Family<prometheus::Counter>& diagnostics_forwarded_;
+  prometheus::Family<prometheus::Gauge>& events_queued_;
+  prometheus::Family<prometheus::Gauge>& events_queued_bytes_;
+  prometheus::Family<prometheus::Gauge>& events_forwarding_;
   prometheus::Gauge* http_connections_;
   prometheus::Counter* http_connections_rejected_;
 

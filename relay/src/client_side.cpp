@@ -27,7 +27,7 @@ enum class Credential { kSdkKey, kMobileKey, kEnvironmentId };
 struct ClientRoute {
   RouteId id = RouteId::kUnmatched;
   Credential credential = Credential::kSdkKey;
-  enum Action { kEvaluate, kStream, kPing } action = kEvaluate;
+  enum Action { kEvaluate, kStream, kPing, kEvents, kDiagnostic } action = kEvaluate;
   bool report = false;               // the context is the body, not a path segment
   std::string_view env_id;           // browser routes
   std::string_view context;          // GET routes: base64url context JSON
@@ -123,6 +123,42 @@ std::optional<ClientRoute> Match(std::string_view method, std::string_view path,
                        {},
                        n == 2 ? s[1] : std::string_view(),
                        {}};
+  }
+  // Events: POST only (OPTIONS too for browsers).
+  const bool post = method == "POST";
+  auto events = [&](RouteId id, Credential credential,
+                    ClientRoute::Action action) -> std::optional<ClientRoute> {
+    if (!post) {
+      wrong_method = true;
+      return std::nullopt;
+    }
+    return ClientRoute{id, credential, action, false, {}, {}, {}};
+  };
+  if (n == 1 && s[0] == "bulk")
+    return events(RouteId::kServerEvents, Credential::kSdkKey, ClientRoute::kEvents);
+  if (n == 1 && s[0] == "diagnostic")
+    return events(RouteId::kServerDiagnostic, Credential::kSdkKey, ClientRoute::kDiagnostic);
+  if (s[0] == "mobile" &&
+      (n == 1 || (n == 2 && s[1] == "events") || (n == 3 && s[1] == "events" && s[2] == "bulk")))
+    return events(RouteId::kMobileEvents, Credential::kMobileKey, ClientRoute::kEvents);
+  if (n == 3 && s[0] == "mobile" && s[1] == "events" && s[2] == "diagnostic")
+    return events(RouteId::kMobileDiagnostic, Credential::kMobileKey, ClientRoute::kDiagnostic);
+  if (n == 3 && s[0] == "events" && (s[1] == "bulk" || s[1] == "diagnostic")) {
+    if (!post && !options) {
+      wrong_method = true;
+      return std::nullopt;
+    }
+    const bool diagnostic = s[1] == "diagnostic";
+    const RouteId id = options      ? RouteId::kBrowserPreflight
+                       : diagnostic ? RouteId::kBrowserDiagnostic
+                                    : RouteId::kBrowserEvents;
+    return ClientRoute{id,
+                       Credential::kEnvironmentId,
+                       diagnostic ? ClientRoute::kDiagnostic : ClientRoute::kEvents,
+                       false,
+                       s[2],
+                       {},
+                       "POST,OPTIONS"};
   }
   if (s[0] == "mping" && n == 1) {
     if (!get) {
@@ -234,6 +270,12 @@ std::vector<Router::RouteLabel> Router::ClientSideRouteLabels() {
       {RouteId::kMobilePing, "GET", "/mping"},
       {RouteId::kBrowserPing, "GET", "/ping/{envId}"},
       {RouteId::kBrowserPreflight, "OPTIONS", "browser preflight"},
+      {RouteId::kServerEvents, "POST", "/bulk"},
+      {RouteId::kServerDiagnostic, "POST", "/diagnostic"},
+      {RouteId::kMobileEvents, "POST", "/mobile/events/bulk"},
+      {RouteId::kMobileDiagnostic, "POST", "/mobile/events/diagnostic"},
+      {RouteId::kBrowserEvents, "POST", "/events/bulk/{envId}"},
+      {RouteId::kBrowserDiagnostic, "POST", "/events/diagnostic/{envId}"},
   };
 }
 
@@ -277,6 +319,12 @@ std::optional<HttpResponse> Router::RouteClientSide(const HttpRequest& request,
                                : route->credential == Credential::kMobileKey
                                    ? metrics::SdkKind::kMobile
                                    : metrics::SdkKind::kServer;
+  if (route->action == ClientRoute::kEvents || route->action == ClientRoute::kDiagnostic) {
+    const events::Channel channel = browser                            ? events::Channel::kBrowser
+                                    : sdk == metrics::SdkKind::kMobile ? events::Channel::kMobile
+                                                                       : events::Channel::kServer;
+    return respond(Events(request, *env, channel, route->action == ClientRoute::kDiagnostic));
+  }
   if (route->action == ClientRoute::kPing) {
     HttpResponse response;
     response.stream_env = env;

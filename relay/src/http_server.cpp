@@ -38,17 +38,19 @@ namespace {
 struct ServerShared {
   ServerShared(std::string server_name, HttpServer::Handler request_handler,
                const config::ListenConfig& listen, const config::StreamsConfig& stream_limits,
-               metrics::RelayMetrics& relay_metrics)
+               std::size_t post_body_limit, metrics::RelayMetrics& relay_metrics)
       : name(std::move(server_name)),
         handler(std::move(request_handler)),
         limits(listen),
         streams(stream_limits),
+        max_post_body_bytes(post_body_limit),
         metrics(relay_metrics) {}
 
   std::string name;
   HttpServer::Handler handler;
   config::ListenConfig limits;
   config::StreamsConfig streams;
+  std::size_t max_post_body_bytes;
   metrics::RelayMetrics& metrics;
   std::atomic<std::size_t> connections{0};
   std::unique_ptr<ssl::context> tls;  // set when the listener serves HTTPS
@@ -370,6 +372,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
       return Reject(413,
                     "a " + std::string(parser_->get().method_string()) + " request takes no body");
     }
+    // POSTs carry analytics events, which come in larger batches than REPORT contexts.
+    if (method == http::verb::post) parser_->body_limit(slot_.shared().max_post_body_bytes);
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&HttpSession<Stream>::OnRead, shared_from_this()));
   }
@@ -397,6 +401,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     request.accept_encoding = header(http::field::accept_encoding);
     request.content_type = header(http::field::content_type);
     request.origin = header(http::field::origin);
+    request.content_encoding = header(http::field::content_encoding);
+    request.user_agent = header(http::field::user_agent);
+    for (const auto& field : req) {
+      const std::string_view name(field.name_string().data(), field.name_string().size());
+      if (name.size() > 15 && beast::iequals(name.substr(0, 15), "x-launchdarkly-")) {
+        request.launchdarkly_headers.emplace_back(
+            name, std::string_view(field.value().data(), field.value().size()));
+      }
+    }
     request.body = req.body();
 
     HttpResponse response = slot_.shared().handler(request);
@@ -505,10 +518,10 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 
 HttpServer::HttpServer(net::io_context& io, std::string name, Handler handler,
                        const config::ListenConfig& limits, const config::StreamsConfig& streams,
-                       metrics::RelayMetrics& metrics)
+                       std::size_t max_post_body_bytes, metrics::RelayMetrics& metrics)
     : impl_(std::make_shared<Impl>(
           io, std::make_shared<ServerShared>(std::move(name), std::move(handler), limits, streams,
-                                             metrics))) {}
+                                             max_post_body_bytes, metrics))) {}
 
 HttpServer::~HttpServer() = default;
 

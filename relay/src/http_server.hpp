@@ -27,9 +27,11 @@ class HttpServer {
  public:
   using Handler = std::function<HttpResponse(const HttpRequest&)>;
 
+  /// Request bodies are bounded by limits.max_body_bytes, POST bodies (events) by
+  /// `max_post_body_bytes`.
   HttpServer(boost::asio::io_context& io, std::string name, Handler handler,
              const config::ListenConfig& limits, const config::StreamsConfig& streams,
-             metrics::RelayMetrics& metrics);
+             std::size_t max_post_body_bytes, metrics::RelayMetrics& metrics);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

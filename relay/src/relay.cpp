@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "environment.hpp"
+#include "events.hpp"
 #include "flagrelay/cache/store.hpp"
 #include "flagrelay/metrics/metrics.hpp"
 #include "http_server.hpp"
@@ -92,7 +93,6 @@ int Run(const config::RelayConfig& config) {
     }
   });
 
-  const Router router(environment_ptrs, metrics, std::string(Version()), config.readiness);
   std::shared_ptr<Outbound> outbound;
   try {
     outbound = MakeOutbound(config.upstream, config.proxy);
@@ -100,13 +100,21 @@ int Run(const config::RelayConfig& config) {
     LogError("upstream", e.what());
     return 1;
   }
+  const std::string user_agent = "flagrelay/" + std::string(Version());
+  std::vector<EventsRelay::Environment> events_environments;
+  for (const auto& env : environments) {
+    events_environments.push_back({&env->config(), &env->metrics()});
+  }
+  EventsRelay events(config.events, config.upstream, outbound, user_agent,
+                     std::move(events_environments));
+  const Router router(environment_ptrs, metrics, std::string(Version()), config.readiness, &events);
 
   // Declared after everything that pending handlers reference (environments, metrics, router):
   // destroying the io_context destroys those handlers (and the sessions they keep alive) first.
   net::io_context io(static_cast<int>(threads));
   HttpServer server(
       io, "http", [&router](const HttpRequest& r) { return router.Handle(r); }, config.listen,
-      config.streams, metrics);
+      config.streams, config.events.max_body_bytes, metrics);
   if (config.listen.tls) {
     try {
       server.EnableTls(*config.listen.tls);
@@ -127,7 +135,7 @@ int Run(const config::RelayConfig& config) {
     const std::string host = config.metrics.host.empty() ? config.listen.host : config.metrics.host;
     metrics_server = std::make_unique<HttpServer>(
         io, "metrics", [&router](const HttpRequest& r) { return router.HandleMetrics(r); },
-        config.listen, config.streams, metrics);
+        config.listen, config.streams, config.listen.max_body_bytes, metrics);
     if (std::string error = metrics_server->Listen(host, config.metrics.port); !error.empty()) {
       LogError("metrics", error);
       return 1;
@@ -135,8 +143,8 @@ int Run(const config::RelayConfig& config) {
     LogInfo("metrics", "serving /metrics on " + host + ":" + std::to_string(config.metrics.port));
   }
 
+  events.Start();
   std::vector<std::unique_ptr<DataSource>> sources;
-  const std::string user_agent = "flagrelay/" + std::string(Version());
   for (const auto& env : environments) {
     sources.push_back(env->config().data_file.empty()
                           ? MakeUpstreamSource(io, *env, config.upstream, outbound, user_agent)
@@ -202,7 +210,8 @@ int Run(const config::RelayConfig& config) {
   for (unsigned i = 1; i < threads; ++i) workers.emplace_back([&io] { io.run(); });
   io.run();
   for (auto& worker : workers) worker.join();
-  commits.Stop();  // every change already applied is committed before the process exits
+  events.Shutdown();  // no SDK can post any more: deliver what is queued, within a bound
+  commits.Stop();     // every change already applied is committed before the process exits
   LogInfo("relay", "stopped");
   return exit_code;
 }

@@ -1,6 +1,7 @@
 #include "router.hpp"
 
 #include <algorithm>
+#include <cctype>
 
 #include "http_util.hpp"
 #include "log.hpp"
@@ -132,11 +133,12 @@ void CloseObject(std::string& out) {
 }  // namespace
 
 Router::Router(std::vector<Environment*> environments, metrics::RelayMetrics& metrics,
-               std::string version, config::ReadinessConfig readiness)
+               std::string version, config::ReadinessConfig readiness, EventsRelay* events)
     : environments_(std::move(environments)),
       metrics_(metrics),
       version_(std::move(version)),
-      readiness_(readiness) {
+      readiness_(readiness),
+      events_(events) {
   for (Environment* env : environments_) {
     const config::EnvironmentConfig& config = env->config();
     by_sdk_key_.emplace(config.sdk_key.Reveal(), env);
@@ -268,6 +270,45 @@ HttpResponse Router::Route(const HttpRequest& request, RouteId& route_id) const 
       break;
   }
   return Text(500, "unhandled route");
+}
+
+std::string_view HttpRequest::LaunchDarklyHeader(std::string_view name) const {
+  for (const auto& [header, value] : launchdarkly_headers) {
+    if (header.size() == name.size() &&
+        std::equal(header.begin(), header.end(), name.begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) ==
+                 std::tolower(static_cast<unsigned char>(b));
+        }))
+      return value;
+  }
+  return {};
+}
+
+HttpResponse Router::Events(const HttpRequest& request, const Environment& env,
+                            events::Channel channel, bool diagnostic) const {
+  if (events_ == nullptr) return JsonMessage(503, "events are not relayed");
+  EventsPost post;
+  post.channel = channel;
+  post.diagnostic = diagnostic;
+  post.body = request.body;
+  post.content_encoding = request.content_encoding;
+  post.schema = request.LaunchDarklyHeader("X-LaunchDarkly-Event-Schema");
+  post.tags = request.LaunchDarklyHeader("X-LaunchDarkly-Tags");
+  if (diagnostic) {
+    // Passed through with the SDK's own identity, as ld-relay does.
+    if (!request.authorization.empty())
+      post.headers.emplace_back("Authorization", request.authorization);
+    if (!request.user_agent.empty()) post.headers.emplace_back("User-Agent", request.user_agent);
+    post.headers.emplace_back("Content-Type", "application/json");
+    for (const auto& header : request.launchdarkly_headers) post.headers.push_back(header);
+  }
+  const auto index = static_cast<std::size_t>(
+      std::find(environments_.begin(), environments_.end(), &env) - environments_.begin());
+  EventsReply reply = events_->Accept(index, post);
+  if (reply.status != 202) return JsonMessage(reply.status, reply.message);
+  HttpResponse response;
+  response.status = 202;
+  return response;
 }
 
 HttpResponse Router::Status() const {

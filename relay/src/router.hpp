@@ -16,6 +16,7 @@
 
 #include "client_stream.hpp"
 #include "environment.hpp"
+#include "events.hpp"
 #include "flagrelay/metrics/metrics.hpp"
 
 namespace flagrelay::relay {
@@ -28,7 +29,15 @@ struct HttpRequest {
   std::string_view accept_encoding;
   std::string_view content_type;
   std::string_view origin;
-  std::string_view body;  // REPORT bodies (bounded by listen.maxBodyBytes)
+  std::string_view content_encoding;
+  std::string_view user_agent;
+  /// Every X-LaunchDarkly-* header (event schema, tags, payload ID, SDK user agent, wrapper).
+  std::vector<std::pair<std::string_view, std::string_view>> launchdarkly_headers;
+  /// REPORT bodies (bounded by listen.maxBodyBytes) and events POSTs (events.maxBodyBytes).
+  std::string_view body;
+
+  /// The X-LaunchDarkly-* header `name` (case-insensitive), or empty.
+  [[nodiscard]] std::string_view LaunchDarklyHeader(std::string_view name) const;
 };
 
 struct HttpResponse {
@@ -46,8 +55,11 @@ struct HttpResponse {
 
 class Router {
  public:
+  /// `events` (indexed like `environments`) takes the events SDKs post; without it, events
+  /// routes answer 503.
   Router(std::vector<Environment*> environments, metrics::RelayMetrics& metrics,
-         std::string version, config::ReadinessConfig readiness = {});
+         std::string version, config::ReadinessConfig readiness = {},
+         EventsRelay* events = nullptr);
 
   [[nodiscard]] HttpResponse Handle(const HttpRequest& request) const;
 
@@ -81,6 +93,12 @@ class Router {
     kMobilePing,
     kBrowserPing,
     kBrowserPreflight,
+    kServerEvents,
+    kServerDiagnostic,
+    kMobileEvents,
+    kMobileDiagnostic,
+    kBrowserEvents,
+    kBrowserDiagnostic,
     kUnmatched,
     kCount
   };
@@ -100,6 +118,8 @@ class Router {
   std::optional<HttpResponse> RouteClientSide(const HttpRequest& request, std::string_view path,
                                               RouteId& route) const;
   static std::vector<RouteLabel> ClientSideRouteLabels();
+  HttpResponse Events(const HttpRequest& request, const Environment& env, events::Channel channel,
+                      bool diagnostic) const;
   HttpResponse Status() const;
   HttpResponse Ready() const;
 
@@ -110,6 +130,7 @@ class Router {
   metrics::RelayMetrics& metrics_;
   std::string version_;
   config::ReadinessConfig readiness_;
+  EventsRelay* events_;
   // flagrelay_http_requests_total, resolved per route and status class at construction.
   std::array<std::array<prometheus::Counter*, 5>, static_cast<std::size_t>(RouteId::kCount)>
       requests_{};

@@ -118,11 +118,13 @@ struct EventsRelay::Impl : std::enable_shared_from_this<EventsRelay::Impl> {
     std::optional<std::string> inflated;
     std::string_view body = post.body;
     if (IsGzip(post.content_encoding)) {
-      inflated = protocol::GzipDecompress(body, config.max_body_bytes);
-      if (!inflated) {
-        return {400, "the gzip body is malformed or inflates to more than events.maxBodyBytes (" +
+      bool too_large = false;
+      inflated = protocol::GzipDecompress(body, config.max_body_bytes, &too_large);
+      if (too_large) {
+        return {413, "the body inflates to more than events.maxBodyBytes (" +
                          std::to_string(config.max_body_bytes) + " bytes)"};
       }
+      if (!inflated) return {400, "the body is not valid gzip"};
       body = *inflated;
     }
     if (post.diagnostic) return AcceptDiagnostic(env, post, body);
@@ -284,7 +286,7 @@ struct EventsRelay::Impl : std::enable_shared_from_this<EventsRelay::Impl> {
         env.rejected = true;
         LogError("events " + env.info.config->name,
                  "the events service refused the credential: stopped forwarding events for this "
-                 "environment until the next config reload (SIGHUP) or restart");
+                 "environment until restart");
       }
       env.queue.Release(*batch);
       env.UpdateGauges();

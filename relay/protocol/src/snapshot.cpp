@@ -168,7 +168,8 @@ std::string GzipCompress(std::string_view data) {
   return rc == Z_STREAM_END ? out : std::string{};
 }
 
-std::optional<std::string> GzipDecompress(std::string_view data, std::size_t max_output) {
+std::optional<std::string> GzipDecompress(std::string_view data, std::size_t max_output,
+                                          bool* too_large) {
   z_stream zs{};
   // windowBits 15 + 32: accept both gzip and zlib headers.
   if (inflateInit2(&zs, 15 + 32) != Z_OK) return std::nullopt;
@@ -187,6 +188,7 @@ std::optional<std::string> GzipDecompress(std::string_view data, std::size_t max
     if (rc == Z_OK && zs.avail_in == 0 && zs.avail_out != 0) break;  // truncated input
   }
   inflateEnd(&zs);
+  if (too_large != nullptr) *too_large = out.size() > max_output;
   if (rc != Z_STREAM_END || out.size() > max_output) return std::nullopt;
   return out;
 }

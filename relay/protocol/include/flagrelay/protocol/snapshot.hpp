@@ -107,8 +107,9 @@ struct ChangeFrames {
 /// gzip (RFC 1952) of `data`.
 [[nodiscard]] std::string GzipCompress(std::string_view data);
 /// Inflates a gzip or zlib body; nullopt on malformed input or when the output would exceed
-/// `max_output` bytes (a decompression bomb).
+/// `max_output` bytes (a decompression bomb), which `too_large` (if given) tells apart.
 [[nodiscard]] std::optional<std::string> GzipDecompress(std::string_view data,
-                                                        std::size_t max_output);
+                                                        std::size_t max_output,
+                                                        bool* too_large = nullptr);
 
 }  // namespace flagrelay::protocol

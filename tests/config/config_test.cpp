@@ -370,6 +370,64 @@ TEST(ConfigLoad, Threads) {
               ElementsAre("relay.yaml:1:1: threads: expected a whole number, got '-1'"));
 }
 
+TEST(ConfigLoad, Events) {
+  const RelayConfig defaults = LoadOk(kEnvs);
+  EXPECT_EQ(defaults.events.flush_interval, seconds(5));
+  EXPECT_EQ(defaults.events.max_batch, 500u);
+  EXPECT_TRUE(defaults.environments[0].events.enabled);
+  EXPECT_EQ(defaults.environments[0].events.sample_ratio, 1.0);
+
+  const RelayConfig c = LoadOk(
+      "events:\n  flushInterval: 2s\n  maxBatch: 50\n  maxBodyBytes: 2MiB\n"
+      "  maxQueueEvents: 100\n  maxQueueBytes: 1MiB\n  maxDiagnosticQueue: 4\n"
+      "  sendTimeout: 10s\n  shutdownTimeout: 3s\n" +
+      kEnvs +
+      "    events:\n      enabled: false\n      rateLimit: 1000\n      rateBurst: 2500.5\n"
+      "      sampleRatio: 0.25\n");
+  EXPECT_EQ(c.events.flush_interval, seconds(2));
+  EXPECT_EQ(c.events.max_batch, 50u);
+  EXPECT_EQ(c.events.max_body_bytes, 2u << 20);
+  EXPECT_EQ(c.events.max_queue_events, 100u);
+  EXPECT_EQ(c.events.max_queue_bytes, 1u << 20);
+  EXPECT_EQ(c.events.max_diagnostic_queue, 4u);
+  EXPECT_EQ(c.events.send_timeout, seconds(10));
+  EXPECT_EQ(c.events.shutdown_timeout, seconds(3));
+  const config::EnvironmentEventsConfig& e = c.environments[0].events;
+  EXPECT_FALSE(e.enabled);
+  EXPECT_EQ(e.rate_limit, 1000.0);
+  EXPECT_EQ(e.rate_burst, 2500.5);
+  EXPECT_EQ(e.sample_ratio, 0.25);
+}
+
+TEST(ConfigLoad, EventsErrors) {
+  EXPECT_THAT(
+      Load("events:\n  maxBatch: 50\n  maxQueueEvents: 10\n" + kEnvs).errors,
+      ElementsAre(HasSubstr("events.maxQueueEvents: must be at least events.maxBatch (50)")));
+  EXPECT_THAT(
+      Load(kEnvs + "    events:\n      sampleRatio: 1.5\n").errors,
+      ElementsAre(HasSubstr("environments.prod.events.sampleRatio: must be between 0 and 1")));
+  EXPECT_THAT(Load(kEnvs + "    events:\n      rateLimit: -1\n").errors,
+              ElementsAre(HasSubstr("expected a number of at least 0, got '-1'")));
+  EXPECT_THAT(Load(kEnvs + "    events:\n      rateLimit: fast\n").errors,
+              ElementsAre(HasSubstr("environments.prod.events.rateLimit")));
+  EXPECT_THAT(Load(kEnvs + "    events:\n      rateBurst: 10\n").errors,
+              ElementsAre(HasSubstr("rateBurst: needs events.rateLimit")));
+  EXPECT_THAT(Load(kEnvs + "    events:\n      enable: false\n").errors,
+              ElementsAre(HasSubstr("unknown key (did you mean 'enabled'?)")));
+}
+
+TEST(ConfigEnv, LdRelayEventsVariables) {
+  const RelayConfig c = LoadOk(kEnvs, {{"USE_EVENTS", "false"},
+                                       {"EVENTS_FLUSH_INTERVAL", "1s"},
+                                       {"EVENTS_CAPACITY", "5000"},
+                                       {"EVENTS_MAX_INBOUND_PAYLOAD_SIZE", "1MiB"}});
+  EXPECT_FALSE(c.environments[0].events.enabled);
+  EXPECT_EQ(c.events.flush_interval, seconds(1));
+  EXPECT_EQ(c.events.max_queue_events, 5000u);
+  EXPECT_EQ(c.events.max_body_bytes, 1u << 20);
+  EXPECT_TRUE(LoadOk(kEnvs, {{"USE_EVENTS", "1"}}).environments[0].events.enabled);
+}
+
 // ---- durations and sizes in the file -------------------------------------------------------
 
 TEST(ConfigLoad, DurationWithoutUnitIsAnError) {

@@ -73,7 +73,9 @@ bool IsGzip(std::string_view content_encoding) {
 
 }  // namespace
 
-struct EventsRelay::Impl : std::enable_shared_from_this<EventsRelay::Impl> {
+// Handlers and coroutines capture `this`: the io_context is a member, destroyed first (with
+// whatever is still pending) when the relay is, after its thread has been joined.
+struct EventsRelay::Impl {
   struct EnvState {
     EnvState(Environment environment, const config::EventsConfig& limits)
         : info(environment), queue(limits, environment.config->events, Clock::now()) {}
@@ -107,8 +109,6 @@ struct EventsRelay::Impl : std::enable_shared_from_this<EventsRelay::Impl> {
         outbound(std::move(outbound_ptr)),
         user_agent(std::move(agent)),
         target(ParseTarget(upstream_config.events_uri)),
-        flush_timer(io),
-        shutdown_timer(io),
         random(std::random_device{}()) {}
 
   // ---- accepting (any thread) ------------------------------------------------------------------
@@ -149,9 +149,9 @@ struct EventsRelay::Impl : std::enable_shared_from_this<EventsRelay::Impl> {
     env.Drop(EventDropReason::kQueueFull, admission.queue_full);
     if (admission.queue_full != 0) WarnShedding(env);
     if (!ready.empty()) {
-      net::post(io, [self = shared_from_this(), &env, batches = std::move(ready)]() mutable {
+      net::post(io, [this, &env, batches = std::move(ready)]() mutable {
         for (Batch& batch : batches) env.ready.push_back(std::move(batch));
-        self->StartPosts(env);
+        StartPosts(env);
       });
     }
     return {202, {}};
@@ -219,10 +219,10 @@ struct EventsRelay::Impl : std::enable_shared_from_this<EventsRelay::Impl> {
 
   void ScheduleFlush() {
     flush_timer.expires_after(config.flush_interval);
-    flush_timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-      if (ec || self->stopping) return;
-      self->FlushAll();
-      self->ScheduleFlush();
+    flush_timer.async_wait([this](boost::system::error_code ec) {
+      if (ec || stopping) return;
+      FlushAll();
+      ScheduleFlush();
     });
   }
 
@@ -254,7 +254,6 @@ struct EventsRelay::Impl : std::enable_shared_from_this<EventsRelay::Impl> {
   }
 
   net::awaitable<void> Deliver(EnvState& env, std::shared_ptr<Batch> batch) {
-    auto self = shared_from_this();
     Headers headers = {{"Content-Type", "application/json"},
                        {"X-LaunchDarkly-Payload-ID", PayloadId()}};
     if (std::string auth = AuthorizationFor(batch->key.channel, env); !auth.empty())
@@ -297,7 +296,6 @@ struct EventsRelay::Impl : std::enable_shared_from_this<EventsRelay::Impl> {
 
   net::awaitable<void> DeliverDiagnostic(EnvState& env, Channel channel, std::string body,
                                          Headers headers) {
-    auto self = shared_from_this();
     const Verdict verdict = co_await PostWithRetry(PathFor(DiagnosticPath(channel), env), headers,
                                                    protocol::GzipCompress(body));
     if (verdict == Verdict::kDelivered) {
@@ -387,19 +385,20 @@ struct EventsRelay::Impl : std::enable_shared_from_this<EventsRelay::Impl> {
   std::shared_ptr<Outbound> outbound;
   std::string user_agent;
   std::optional<Target> target;
-  net::io_context io{1};
-  net::steady_timer flush_timer;
-  net::steady_timer shutdown_timer;
   std::mt19937_64 random;  // the forwarder's thread only
   std::vector<std::unique_ptr<EnvState>> envs;
   std::thread thread;
   bool stopping = false;  // the forwarder's thread only
+  // Last, so that they go first: pending handlers and coroutine frames refer to the above.
+  net::io_context io{1};
+  net::steady_timer flush_timer{io};
+  net::steady_timer shutdown_timer{io};
 };
 
 EventsRelay::EventsRelay(const config::EventsConfig& config, const config::UpstreamConfig& upstream,
                          std::shared_ptr<Outbound> outbound, std::string user_agent,
                          std::vector<Environment> environments)
-    : impl_(std::make_shared<Impl>(config, upstream, std::move(outbound), std::move(user_agent))) {
+    : impl_(std::make_unique<Impl>(config, upstream, std::move(outbound), std::move(user_agent))) {
   for (const Environment& environment : environments) {
     impl_->envs.push_back(std::make_unique<Impl::EnvState>(environment, config));
     std::lock_guard lock(impl_->envs.back()->mutex);
@@ -416,12 +415,12 @@ EventsRelay::~EventsRelay() {
 
 void EventsRelay::Start() {
   impl_->ScheduleFlush();
-  impl_->thread = std::thread([impl = impl_] { impl->io.run(); });
+  impl_->thread = std::thread([impl = impl_.get()] { impl->io.run(); });
 }
 
 void EventsRelay::Shutdown() {
   if (!impl_->thread.joinable()) return;
-  net::post(impl_->io, [impl = impl_] {
+  net::post(impl_->io, [impl = impl_.get()] {
     impl->stopping = true;
     impl->flush_timer.cancel();
     impl->FlushAll();
@@ -430,9 +429,8 @@ void EventsRelay::Shutdown() {
       if (ec) return;
       LogWarn("events", "events.shutdownTimeout passed with events undelivered: dropping them");
       for (const auto& env : impl->envs) {
-        std::size_t events = 0;
-        for (const Batch& batch : env->ready) events += batch.events;
-        env->Drop(EventDropReason::kShutdown, events);
+        std::lock_guard lock(env->mutex);  // everything not yet released, in flight included
+        env->Drop(EventDropReason::kShutdown, env->queue.events());
       }
       impl->io.stop();
     });

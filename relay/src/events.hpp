@@ -82,7 +82,7 @@ class EventsRelay {
 
  private:
   struct Impl;
-  std::shared_ptr<Impl> impl_;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace flagrelay::relay

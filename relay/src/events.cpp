@@ -318,9 +318,6 @@ struct EventsRelay::Impl {
       }
       const unsigned status = co_await Post(path, headers, gzip_body);
       verdict = events::Classify(status);
-      if (verdict == Verdict::kDelivered) {
-        // (flagrelay_events_posts_total{result}: next step, with the metrics)
-      }
       if (verdict != Verdict::kRetry) break;
     }
     co_return verdict;
@@ -441,21 +438,6 @@ void EventsRelay::Shutdown() {
 
 EventsReply EventsRelay::Accept(std::size_t env, const EventsPost& post) {
   return impl_->Accept(*impl_->envs.at(env), post);
-}
-
-void EventsRelay::Configure(std::size_t env, const config::EnvironmentEventsConfig& settings) {
-  Impl::EnvState& state = *impl_->envs.at(env);
-  std::lock_guard lock(state.mutex);
-  state.queue.Configure(settings, Clock::now());
-  state.rejected = false;
-  state.UpdateGauges();
-}
-
-EventsStatus EventsRelay::StatusOf(std::size_t env) const {
-  Impl::EnvState& state = *impl_->envs.at(env);
-  std::lock_guard lock(state.mutex);
-  return EventsStatus{state.queue.settings().enabled, state.rejected, state.queue.events(),
-                      state.queue.bytes()};
 }
 
 }  // namespace flagrelay::relay

@@ -9,8 +9,8 @@
 //
 // Beast-free header; Asio stays in events.cpp.
 //
-// Thread safety: Accept, Configure and StatusOf may run on any thread at once; Start and
-// Shutdown from the thread that owns the relay.
+// Thread safety: Accept may run on any thread at once; Start and Shutdown from the thread that
+// owns the relay.
 
 #include <cstddef>
 #include <cstdint>
@@ -46,14 +46,6 @@ struct EventsReply {
   std::string message;  // for 4xx: what was wrong
 };
 
-/// What /status shows of an environment's events.
-struct EventsStatus {
-  bool enabled = true;
-  bool rejected = false;  // the events service refused the credential (401/403)
-  std::size_t queued_events = 0;
-  std::size_t queued_bytes = 0;
-};
-
 class EventsRelay {
  public:
   struct Environment {
@@ -76,9 +68,6 @@ class EventsRelay {
 
   /// Checks and queues one POST for environment `env` (its index in the constructor's list).
   EventsReply Accept(std::size_t env, const EventsPost& post);
-  /// New switches for an environment (SIGHUP); a refused credential gets another chance.
-  void Configure(std::size_t env, const config::EnvironmentEventsConfig& settings);
-  [[nodiscard]] EventsStatus StatusOf(std::size_t env) const;
 
  private:
   struct Impl;

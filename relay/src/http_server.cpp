@@ -403,11 +403,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     request.origin = header(http::field::origin);
     request.content_encoding = header(http::field::content_encoding);
     request.user_agent = header(http::field::user_agent);
-    for (const auto& field : req) {
-      const std::string_view name(field.name_string().data(), field.name_string().size());
-      if (name.size() > 15 && beast::iequals(name.substr(0, 15), "x-launchdarkly-")) {
-        request.launchdarkly_headers.emplace_back(
-            name, std::string_view(field.value().data(), field.value().size()));
+    // Only events POSTs use them; SDK polls send them too and should not pay for the copy.
+    if (req.method() == http::verb::post) {
+      for (const auto& field : req) {
+        const std::string_view name(field.name_string().data(), field.name_string().size());
+        if (name.size() > 15 && beast::iequals(name.substr(0, 15), "x-launchdarkly-")) {
+          request.launchdarkly_headers.emplace_back(
+              name, std::string_view(field.value().data(), field.value().size()));
+        }
       }
     }
     request.body = req.body();

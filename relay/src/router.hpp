@@ -31,7 +31,7 @@ struct HttpRequest {
   std::string_view origin;
   std::string_view content_encoding;
   std::string_view user_agent;
-  /// Every X-LaunchDarkly-* header (event schema, tags, payload ID, SDK user agent, wrapper).
+  /// POSTs only: every X-LaunchDarkly-* header (event schema, tags, SDK user agent, wrapper).
   std::vector<std::pair<std::string_view, std::string_view>> launchdarkly_headers;
   /// REPORT bodies (bounded by listen.maxBodyBytes) and events POSTs (events.maxBodyBytes).
   std::string_view body;

@@ -100,10 +100,10 @@ EagerClauses EagerClauses::Of(const std::vector<const RuleClauses*>& items,
       } else if (const std::optional<OrderedOp> ordered = OrderedOpOf(clause.op)) {
         const std::uint64_t key =
             std::uint64_t{clause.attribute} << 8 | static_cast<std::uint64_t>(ordered->scale);
-        const bool added = !ordered_index.contains(key);
         OrderedGroup& group = GroupFor(eager.ordered, ordered_index, key);
-        if (added) value_versions.emplace_back();
-        std::vector<const SemVer*>& versions = value_versions[ordered_index[key]];
+        const auto index = static_cast<std::size_t>(&group - eager.ordered.data());
+        if (index == value_versions.size()) value_versions.emplace_back();
+        std::vector<const SemVer*>& versions = value_versions[index];
         group.attribute = clause.attribute;
         group.scale = ordered->scale;
         const auto begin = static_cast<std::uint32_t>(group.values.size());

@@ -41,6 +41,10 @@ relayTest('stalled reader is disconnected at its queue bound; a healthy reader g
       version++;
       up.pushPatch(makeFlag(`big-${version % 25}`, version, `${version}:${padding}`));
       pushed++;
+      // Let this process read the healthy stream now and then: pushed in one synchronous burst,
+      // 2 MB would pile up unread in front of the healthy reader too, and on a busy machine it
+      // could exceed the queue bound like the stalled one (seen once in CI).
+      if (i % 10 === 9) await new Promise((resolve) => setImmediate(resolve));
     }
     // The healthy reader must receive this batch's patches, in order, within the deadline.
     for (let v = firstVersion; v <= version; v++) {

@@ -37,6 +37,9 @@ struct BatchKey {
   Channel channel = Channel::kServer;
   std::string schema;  // X-LaunchDarkly-Event-Schema as received
   std::string tags;    // X-LaunchDarkly-Tags as received
+  /// X-LaunchDarkly-Unsummarized was present (PHP, which does not summarize): forwarded with
+  /// the header, so that the events service summarizes them (docs/events.md).
+  bool unsummarized = false;
   friend auto operator<=>(const BatchKey&, const BatchKey&) = default;
 };
 

@@ -42,6 +42,8 @@ using metrics::EventDropReason;
 constexpr std::size_t kMaxPostsPerEnvironment = 4;
 constexpr std::chrono::seconds kRetryDelay{1};
 constexpr std::size_t kMaxResponseBytes = 64 * 1024;
+// A diagnostic event is a few kilobytes; this bounds what maxDiagnosticQueue of them can hold.
+constexpr std::size_t kMaxDiagnosticBytes = 256 * 1024;
 
 std::string_view AnalyticsPath(Channel channel) {
   switch (channel) {
@@ -115,15 +117,18 @@ struct EventsRelay::Impl {
 
   EventsReply Accept(EnvState& env, const EventsPost& post) {
     if (post.body.empty()) return {400, "body may not be empty"};
+    const std::size_t limit = post.diagnostic ? std::min(config.max_body_bytes, kMaxDiagnosticBytes)
+                                              : config.max_body_bytes;
+    const auto too_large = [limit] {
+      return EventsReply{413, "the events body is larger than " + std::to_string(limit) + " bytes"};
+    };
+    if (post.body.size() > limit) return too_large();
     std::optional<std::string> inflated;
     std::string_view body = post.body;
     if (IsGzip(post.content_encoding)) {
-      bool too_large = false;
-      inflated = protocol::GzipDecompress(body, config.max_body_bytes, &too_large);
-      if (too_large) {
-        return {413, "the body inflates to more than events.maxBodyBytes (" +
-                         std::to_string(config.max_body_bytes) + " bytes)"};
-      }
+      bool inflates_too_large = false;
+      inflated = protocol::GzipDecompress(body, limit, &inflates_too_large);
+      if (inflates_too_large) return too_large();
       if (!inflated) return {400, "the body is not valid gzip"};
       body = *inflated;
     }
@@ -132,7 +137,8 @@ struct EventsRelay::Impl {
     events::SplitResult split = events::SplitEvents(body);
     if (!split.error.empty()) return {400, std::move(split.error)};
     env.metrics().events_received->Increment(static_cast<double>(split.events.size()));
-    const events::BatchKey key{post.channel, std::string(post.schema), std::string(post.tags)};
+    const events::BatchKey key{post.channel, std::string(post.schema), std::string(post.tags),
+                               post.unsummarized};
     std::vector<Batch> ready;
     events::Admission admission;
     bool rejected = false;
@@ -261,6 +267,7 @@ struct EventsRelay::Impl {
     if (!batch->key.schema.empty())
       headers.emplace_back("X-LaunchDarkly-Event-Schema", batch->key.schema);
     if (!batch->key.tags.empty()) headers.emplace_back("X-LaunchDarkly-Tags", batch->key.tags);
+    if (batch->key.unsummarized) headers.emplace_back("X-LaunchDarkly-Unsummarized", "true");
     const std::string path = PathFor(AnalyticsPath(batch->key.channel), env);
     const std::string body = protocol::GzipCompress(batch->body);
     const Verdict verdict = co_await PostWithRetry(path, headers, body);
@@ -285,7 +292,7 @@ struct EventsRelay::Impl {
         env.rejected = true;
         LogError("events " + env.info.config->name,
                  "the events service refused the credential: stopped forwarding events for this "
-                 "environment until restart");
+                 "environment until restart or SIGHUP");
       }
       env.queue.Release(*batch);
       env.UpdateGauges();
@@ -438,6 +445,20 @@ void EventsRelay::Shutdown() {
 
 EventsReply EventsRelay::Accept(std::size_t env, const EventsPost& post) {
   return impl_->Accept(*impl_->envs.at(env), post);
+}
+
+void EventsRelay::Configure(std::size_t env, const config::EnvironmentEventsConfig& settings) {
+  Impl::EnvState& state = *impl_->envs.at(env);
+  std::lock_guard lock(state.mutex);
+  state.queue.Configure(settings, Clock::now());
+  state.rejected = false;
+  state.UpdateGauges();
+}
+
+EventsStatus EventsRelay::StatusOf(std::size_t env) const {
+  Impl::EnvState& state = *impl_->envs.at(env);
+  std::lock_guard lock(state.mutex);
+  return {state.queue.settings(), state.rejected, state.queue.events(), state.queue.bytes()};
 }
 
 }  // namespace flagrelay::relay

@@ -9,8 +9,8 @@
 //
 // Beast-free header; Asio stays in events.cpp.
 //
-// Thread safety: Accept may run on any thread at once; Start and Shutdown from the thread that
-// owns the relay.
+// Thread safety: Accept, Configure and StatusOf may run on any thread at once; Start and Shutdown
+// from the thread that owns the relay.
 
 #include <cstddef>
 #include <cstdint>
@@ -34,11 +34,20 @@ struct EventsPost {
   bool diagnostic = false;
   std::string_view body;  // as received (possibly gzip)
   std::string_view content_encoding;
-  std::string_view schema;  // X-LaunchDarkly-Event-Schema
-  std::string_view tags;    // X-LaunchDarkly-Tags
+  std::string_view schema;    // X-LaunchDarkly-Event-Schema
+  std::string_view tags;      // X-LaunchDarkly-Tags
+  bool unsummarized = false;  // X-LaunchDarkly-Unsummarized present
   /// Diagnostics go upstream with the SDK's own headers (Authorization, User-Agent,
   /// X-LaunchDarkly-*).
   std::vector<std::pair<std::string_view, std::string_view>> headers;
+};
+
+/// One environment's events, for /status.
+struct EventsStatus {
+  config::EnvironmentEventsConfig settings;  // as currently applied (SIGHUP)
+  bool rejected = false;  // the events service refused the credential (until restart or SIGHUP)
+  std::size_t queued_events = 0;  // accepted and not yet delivered or dropped
+  std::size_t queued_bytes = 0;
 };
 
 struct EventsReply {
@@ -68,6 +77,11 @@ class EventsRelay {
 
   /// Checks and queues one POST for environment `env` (its index in the constructor's list).
   EventsReply Accept(std::size_t env, const EventsPost& post);
+
+  /// Applies new switches to environment `env` from now on (SIGHUP). Events already accepted
+  /// are still delivered; an environment whose credential was refused is tried again.
+  void Configure(std::size_t env, const config::EnvironmentEventsConfig& settings);
+  [[nodiscard]] EventsStatus StatusOf(std::size_t env) const;
 
  private:
   struct Impl;

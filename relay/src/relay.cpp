@@ -1,8 +1,10 @@
 #include "flagrelay/relay/relay.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -55,9 +57,48 @@ std::unique_ptr<cache::Store> OpenCache(const config::CacheConfig& config) {
   return store;
 }
 
+std::string DescribeEvents(const config::EnvironmentEventsConfig& events) {
+  if (!events.enabled) return "off";
+  std::string text = "on";
+  if (events.rate_limit > 0) text += ", rateLimit " + std::to_string(events.rate_limit) + "/s";
+  if (events.sample_ratio < 1) text += ", sampleRatio " + std::to_string(events.sample_ratio);
+  return text;
+}
+
+// SIGHUP: what can change live does; everything else waits for a restart, and says so.
+void ApplyReload(const config::RelayConfig& running, const config::RelayConfig& next,
+                 EventsRelay& events) {
+  SetLogLevel(next.log_level);
+  for (std::size_t i = 0; i < running.environments.size(); ++i) {
+    const std::string& name = running.environments[i].name;
+    const auto it = std::find_if(next.environments.begin(), next.environments.end(),
+                                 [&name](const auto& env) { return env.name == name; });
+    if (it == next.environments.end()) {
+      LogWarn("config", "environment " + name +
+                            " is no longer in the config: it is served until "
+                            "restart");
+      continue;
+    }
+    const config::EnvironmentEventsConfig before = events.StatusOf(i).settings;
+    events.Configure(i, it->events);  // also retries a credential the events service refused
+    if (!(before == it->events)) {
+      LogInfo("config", "environment " + name + ": events now " + DescribeEvents(it->events));
+    }
+  }
+  for (const config::EnvironmentConfig& env : next.environments) {
+    const bool known = std::any_of(running.environments.begin(), running.environments.end(),
+                                   [&env](const auto& r) { return r.name == env.name; });
+    if (!known)
+      LogWarn("config", "environment " + env.name + " is new: it is served after restart");
+  }
+  LogInfo("config",
+          "reloaded: log level and event switches applied; other settings take effect "
+          "at restart");
+}
+
 }  // namespace
 
-int Run(const config::RelayConfig& config) {
+int Run(const config::RelayConfig& config, const ConfigReloader& reload) {
   SetLogLevel(config.log_level);
   std::signal(SIGPIPE, SIG_IGN);
   const unsigned threads =
@@ -160,11 +201,13 @@ int Run(const config::RelayConfig& config) {
   net::steady_timer grace(io);
   net::steady_timer init_timer(io);
   net::signal_set signals(io, SIGINT, SIGTERM);
+  net::signal_set hangup(io, SIGHUP);
   // Runs once, whichever of a signal and exitOnError comes first (they may race on two threads).
   auto shutdown = [&](int code) {
     if (shutting_down.exchange(true)) return;
     exit_code = code;
     signals.cancel();
+    hangup.cancel();
     init_timer.cancel();
     server.Stop();
     if (metrics_server) metrics_server->Stop();
@@ -205,6 +248,23 @@ int Run(const config::RelayConfig& config) {
                           "; exiting (upstream.exitOnError)");
     shutdown(1);
   });
+
+  // SIGHUP re-reads the config; nothing in flight is dropped.
+  std::function<void()> await_hangup = [&] {
+    hangup.async_wait([&](boost::system::error_code ec, int) {
+      if (ec) return;
+      if (!reload) {
+        LogWarn("config", "SIGHUP ignored: no config file to reload");
+      } else if (const config::LoadResult result = reload(); !result.ok()) {
+        for (const std::string& error : result.errors) LogError("config", error);
+        LogError("config", "SIGHUP: the new config is invalid; keeping the running one");
+      } else {
+        ApplyReload(config, *result.config, events);
+      }
+      await_hangup();
+    });
+  };
+  await_hangup();
 
   std::vector<std::thread> workers;
   for (unsigned i = 1; i < threads; ++i) workers.emplace_back([&io] { io.run(); });

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 
 #include "http_util.hpp"
 #include "log.hpp"
@@ -125,9 +126,32 @@ void AppendNumber(std::string& out, std::string_view name, std::int64_t value) {
   out.push_back(',');
 }
 
+void AppendDouble(std::string& out, std::string_view name, double value) {
+  protocol::AppendJsonString(out, name);
+  out.push_back(':');
+  char text[32];
+  out.append(text, std::to_chars(text, text + sizeof text, value).ptr);
+  out.push_back(',');
+}
+
 void CloseObject(std::string& out) {
   if (out.back() == ',') out.pop_back();
   out.push_back('}');
+}
+
+// Whether this environment's events reach the events service, and what is waiting.
+void AppendEventsStatus(std::string& out, const EventsStatus& events) {
+  out += "\"events\":{";
+  AppendField(out, "state",
+              !events.settings.enabled ? "disabled"
+              : events.rejected        ? "rejected"
+                                       : "forwarding");
+  AppendNumber(out, "queued", static_cast<std::int64_t>(events.queued_events));
+  AppendNumber(out, "queuedBytes", static_cast<std::int64_t>(events.queued_bytes));
+  if (events.settings.rate_limit > 0) AppendDouble(out, "rateLimit", events.settings.rate_limit);
+  AppendDouble(out, "sampleRatio", events.settings.sample_ratio);
+  CloseObject(out);
+  out.push_back(',');
 }
 
 }  // namespace
@@ -294,6 +318,8 @@ HttpResponse Router::Events(const HttpRequest& request, const Environment& env,
   post.content_encoding = request.content_encoding;
   post.schema = request.LaunchDarklyHeader("X-LaunchDarkly-Event-Schema");
   post.tags = request.LaunchDarklyHeader("X-LaunchDarkly-Tags");
+  // PHP sends "true": only its presence matters, a value keeps proxies from dropping it.
+  post.unsummarized = !request.LaunchDarklyHeader("X-LaunchDarkly-Unsummarized").empty();
   if (diagnostic) {
     // Passed through with the SDK's own identity, as ld-relay does.
     if (!request.authorization.empty())
@@ -317,6 +343,7 @@ HttpResponse Router::Status() const {
   std::string out = "{\"environments\":{";
   bool healthy = true;
   const std::int64_t now = NowUnixMs();
+  std::size_t index = 0;
   for (const Environment* env : environments_) {
     const config::EnvironmentConfig& config = env->config();
     const EnvironmentStatus status = env->Status();
@@ -363,8 +390,10 @@ HttpResponse Router::Status() const {
     CloseObject(out);
     out.push_back(',');
     if (!config.data_file.empty()) AppendField(out, "dataFile", config.data_file);
+    if (events_ != nullptr) AppendEventsStatus(out, events_->StatusOf(index));
     CloseObject(out);
     out.push_back(',');
+    ++index;
   }
   if (out.back() == ',') out.pop_back();
   out += "},";

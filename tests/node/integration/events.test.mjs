@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
 import { relayTest, prodEnv, auth } from '../support/harness.mjs';
-import { KEYS } from '../support/flags.mjs';
+import { KEYS, makeFlag } from '../support/flags.mjs';
 import { httpRequest, waitFor, sleep } from '../support/http.mjs';
 import { scrape, sampleSum } from '../support/prom.mjs';
 import { startFakeEvents } from '../support/fake-events.mjs';
@@ -22,7 +22,12 @@ async function setup(s, { events = {}, env = {} } = {}) {
     environments: prodEnv(env),
     extra: { upstream: { eventsUri: sink.url }, events: { flushInterval: '200ms', ...events } },
   });
-  return { sink, relay };
+  return { sink, relay, up };
+}
+
+async function status(relay, env = 'prod') {
+  const r = await httpRequest(`${relay.url}/status`);
+  return JSON.parse(r.body).environments[env];
 }
 
 async function metric(relay, name, labels = {}) {
@@ -161,6 +166,15 @@ relayTest('events: a refused key (401) stops forwarding for the environment, vis
   assert.equal(sink.received.length, 1, 'nothing more is sent');
   assert.equal(await metric(relay, 'flagrelay_events_dropped_total', { reason: 'upstream_rejected' }), 2);
   assert.ok(/refused the credential/.test(relay.output()), 'an error log line says why');
+  assert.equal((await status(relay)).events.state, 'rejected', '/status says so');
+
+  // Once the key is accepted again, SIGHUP resumes forwarding without a restart.
+  sink.status = 202;
+  relay.reload({});
+  await waitFor(async () => (await status(relay)).events.state === 'forwarding', { what: 'forwarding after SIGHUP' });
+  assert.equal((await post()).status, 202);
+  await waitFor(() => sink.received.length === 2, { what: 'the next batch delivered' });
+  assert.equal(await metric(relay, 'flagrelay_events_forwarding'), 1);
 });
 
 relayTest('events: a switched-off environment accepts (202), counts and discards', async (t, s) => {
@@ -196,4 +210,60 @@ relayTest('events: SIGTERM delivers what is queued before exiting', async (t, s)
   assert.equal(sink.received.length, 0, 'not flushed yet (flushInterval 1h)');
   await relay.terminate();
   assert.deepEqual(sink.eventsAt('/bulk').map((e) => e.key), ['late']);
+});
+
+relayTest('events: X-LaunchDarkly-Unsummarized and old schemas are forwarded as they came, each in its own batch', async (t, s) => {
+  const { sink, relay } = await setup(s);
+  const post = (key, headers) =>
+    httpRequest(`${relay.url}/bulk`, { method: 'POST', headers: { ...auth(KEYS.prod), 'Content-Type': 'application/json', ...headers }, body: `[{"kind":"feature","key":"${key}","value":1}]` });
+  assert.equal((await post('php', { 'X-LaunchDarkly-Event-Schema': '4', 'X-LaunchDarkly-Unsummarized': 'true' })).status, 202);
+  assert.equal((await post('sdk4', { 'X-LaunchDarkly-Event-Schema': '4' })).status, 202);
+  assert.equal((await post('old', { 'X-LaunchDarkly-Event-Schema': '2' })).status, 202);
+  await waitFor(() => sink.received.length === 3, { what: 'three batches' });
+  const batch = (key) => sink.received.find((p) => p.events?.[0]?.key === key);
+  assert.equal(batch('php').headers['x-launchdarkly-unsummarized'], 'true');
+  assert.equal(batch('php').headers['x-launchdarkly-event-schema'], '4');
+  assert.equal(batch('sdk4').headers['x-launchdarkly-unsummarized'], undefined);
+  assert.equal(batch('old').headers['x-launchdarkly-event-schema'], '2');
+  assert.equal(batch('old').body, '[{"kind":"feature","key":"old","value":1}]');
+});
+
+relayTest('events: SIGHUP switches an environment\'s events live, keeps SDK streams, and rejects an invalid config', async (t, s) => {
+  const { sink, relay, up } = await setup(s);
+  const stream = await s.sse(`${relay.url}/all`, { headers: auth(KEYS.prod) });
+  await stream.waitForEvent((e) => e.event === 'put', 5000, 'the initial put');
+  const post = (n, tag) =>
+    httpRequest(`${relay.url}/bulk`, {
+      method: 'POST',
+      headers: { ...auth(KEYS.prod), ...json },
+      body: `[${Array.from({ length: n }, (_, i) => `{"kind":"identify","key":"${tag}${i}"}`).join(',')}]`,
+    });
+  assert.equal((await post(1, 'before')).status, 202);
+  await waitFor(() => sink.eventsAt('/bulk').length === 1, { what: 'delivered before the switch' });
+
+  relay.reload({ environments: { prod: { events: { enabled: false } } } });
+  await waitFor(async () => (await status(relay)).events.state === 'disabled', { what: '/status events.state disabled' });
+  assert.match(relay.output(), /environment prod: events now off/);
+  assert.equal((await post(2, 'off')).status, 202, 'switched off: still 202');
+  await waitFor(async () => (await metric(relay, 'flagrelay_events_dropped_total', { reason: 'disabled' })) === 2, { what: 'dropped{disabled} 2' });
+  assert.equal(await metric(relay, 'flagrelay_events_forwarding'), 0);
+
+  relay.reload('environments: [unclosed\n');
+  await waitFor(() => /new config is invalid; keeping the running one/.test(relay.output()), { what: 'the invalid config is logged' });
+  assert.equal((await status(relay)).events.state, 'disabled', 'the old switches stay');
+
+  relay.reload({ environments: { prod: { events: { enabled: true, rateLimit: 5, rateBurst: 5, sampleRatio: 0.25 } } } });
+  await waitFor(async () => (await status(relay)).events.state === 'forwarding', { what: 'forwarding again' });
+  const events = (await status(relay)).events;
+  assert.equal(events.rateLimit, 5);
+  assert.equal(events.sampleRatio, 0.25);
+  assert.equal((await post(20, 'limited')).status, 202);
+  await waitFor(() => sink.eventsAt('/bulk').length === 6, { what: 'the burst of 5 delivered' });
+  assert.equal(await metric(relay, 'flagrelay_events_dropped_total', { reason: 'rate_limited' }), 15);
+  assert.equal(sink.eventsAt('/bulk').filter((e) => e.key.startsWith('off')).length, 0);
+
+  // The SDK stream lived through all of it.
+  up.pushPatch(makeFlag('after-reloads', 1, true));
+  await stream.waitForEvent((e) => e.event === 'patch' && e.data.includes('after-reloads'), 5000, 'a patch after the reloads');
+  assert.ok(!stream.isClosed, 'the SDK stream is still open');
 });

@@ -232,6 +232,20 @@ export class Relay {
     );
   }
 
+  /**
+   * Rewrites the config file, merged with `extra` (or replaced by `extra` when it is YAML
+   * text), and sends SIGHUP.
+   */
+  reload(extra) {
+    if (typeof extra === 'string') {
+      fs.writeFileSync(this.configPath, extra);
+    } else {
+      this.config = deepMerge(this.config, extra);
+      fs.writeFileSync(this.configPath, `${toYaml(this.config)}\n`);
+    }
+    this.proc.kill('SIGHUP');
+  }
+
   /** Sends SIGTERM and waits (bounded) for the exit; returns {code, signal}. */
   async terminate(timeoutMs = 5000) {
     if (this.exitInfo) return this.exitInfo;

@@ -1,6 +1,7 @@
 #pragma once
 // The relay as a whole, for the composition root (main.cpp).
 
+#include <functional>
 #include <string_view>
 
 #include "flagrelay/config/config.hpp"
@@ -10,9 +11,15 @@ namespace flagrelay::relay {
 /// The version of this build (from CMake's project version).
 [[nodiscard]] std::string_view Version();
 
+/// Loads the config again (from the same file and environment variables), for SIGHUP.
+using ConfigReloader = std::function<config::LoadResult()>;
+
 /// Runs the relay with a validated config until SIGINT or SIGTERM, then shuts down in order:
 /// stop accepting, stop data sources, close streams, flush pending cache commits. Returns the
 /// process exit code (non-zero when it cannot start, e.g. the port is taken).
-[[nodiscard]] int Run(const config::RelayConfig& config);
+///
+/// On SIGHUP, when `reload` is set, the new config's log level and per-environment event
+/// switches take effect at once; an invalid config is logged and the running one kept.
+[[nodiscard]] int Run(const config::RelayConfig& config, const ConfigReloader& reload = {});
 
 }  // namespace flagrelay::relay

@@ -1,6 +1,7 @@
 #include "event_queue.hpp"
 
 #include <algorithm>
+#include <array>
 
 namespace flagrelay::relay::events {
 namespace {
@@ -10,6 +11,14 @@ constexpr int kMaxDepth = 64;
 bool IsWhitespace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 bool IsHex(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+// Bytes that stand for themselves inside a JSON string: all but '"', '\\' and control characters.
+// Every byte of every events body passes here, most of them inside strings.
+constexpr std::array<bool, 256> kPlainStringByte = [] {
+  std::array<bool, 256> plain{};
+  for (int c = 0x20; c < 256; ++c) plain[static_cast<std::size_t>(c)] = c != '"' && c != '\\';
+  return plain;
+}();
 
 // A strict single-pass JSON checker that only needs to know where values start and end.
 class Scanner {
@@ -89,6 +98,9 @@ class Scanner {
   bool String() {
     ++pos_;  // '"'
     while (pos_ < text_.size()) {
+      while (pos_ < text_.size() && kPlainStringByte[static_cast<unsigned char>(text_[pos_])])
+        ++pos_;
+      if (pos_ == text_.size()) break;
       const char c = text_[pos_++];
       if (c == '"') return true;
       if (static_cast<unsigned char>(c) < 0x20) return Fail("control character in a string");

@@ -23,6 +23,8 @@ TEST(SplitEvents, KeepsEachEventsTextAsGiven) {
   EXPECT_EQ(result.events[1], R"({"kind":"identify"})");
   EXPECT_TRUE(SplitEvents("[]").events.empty());
   EXPECT_TRUE(SplitEvents("[]").error.empty());
+  // Raw UTF-8 and DEL are plain string bytes; only control characters below 0x20 are not.
+  EXPECT_TRUE(SplitEvents("[{\"s\":\"caf\xc3\xa9 \x7f \xf0\x9f\x9a\x80\"}]").error.empty());
 }
 
 TEST(SplitEvents, RejectsWhatIsNotAnArrayOfObjects) {

@@ -1,6 +1,7 @@
 #include "flagrelay/protocol/snapshot.hpp"
 
 #include <cstring>
+#include <memory>
 
 #include <zlib.h>
 
@@ -152,20 +153,22 @@ ChangeFrames EncodeChange(Kind kind, const Item& item) {
   return frames;
 }
 
-std::string GzipCompress(std::string_view data) {
+std::string GzipCompress(std::string_view data, int level) {
   z_stream zs{};
-  // windowBits 15 + 16 selects the gzip wrapper; level 6 is zlib's balanced default.
-  if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return {};
-  std::string out;
-  out.resize(deflateBound(&zs, static_cast<uLong>(data.size())));
+  // windowBits 15 + 16 selects the gzip wrapper.
+  if (deflateInit2(&zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return {};
+  // Into an uninitialized buffer: zero-filling the worst case costs more than copying out the
+  // (typically much smaller) result.
+  const std::size_t bound = deflateBound(&zs, static_cast<uLong>(data.size()));
+  const auto buffer = std::make_unique_for_overwrite<char[]>(bound);
   zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
   zs.avail_in = static_cast<uInt>(data.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
+  zs.next_out = reinterpret_cast<Bytef*>(buffer.get());
+  zs.avail_out = static_cast<uInt>(bound);
   const int rc = deflate(&zs, Z_FINISH);
-  out.resize(zs.total_out);
+  std::string out = rc == Z_STREAM_END ? std::string(buffer.get(), zs.total_out) : std::string();
   deflateEnd(&zs);
-  return rc == Z_STREAM_END ? out : std::string{};
+  return out;
 }
 
 std::optional<std::string> GzipDecompress(std::string_view data, std::size_t max_output,

@@ -104,8 +104,8 @@ struct ChangeFrames {
 /// cryptographic.
 [[nodiscard]] std::uint64_t StableHash64(std::string_view bytes);
 
-/// gzip (RFC 1952) of `data`.
-[[nodiscard]] std::string GzipCompress(std::string_view data);
+/// gzip (RFC 1952) of `data`, at zlib `level` (1 fastest … 9 smallest; 6 is zlib's default).
+[[nodiscard]] std::string GzipCompress(std::string_view data, int level = 6);
 /// Inflates a gzip or zlib body; nullopt on malformed input or when the output would exceed
 /// `max_output` bytes (a decompression bomb), which `too_large` (if given) tells apart.
 [[nodiscard]] std::optional<std::string> GzipDecompress(std::string_view data,

@@ -41,6 +41,10 @@ using metrics::EventDropReason;
 // not to look like a flood to the events service.
 constexpr std::size_t kMaxPostsPerEnvironment = 4;
 constexpr std::chrono::seconds kRetryDelay{1};
+// Kept-alive connections to the events service: as many as the POSTs a couple of busy
+// environments have open; closed after a while unused (servers drop them anyway).
+constexpr std::size_t kMaxIdleConnections = 8;
+constexpr std::chrono::seconds kIdleTimeout{30};
 constexpr std::size_t kMaxResponseBytes = 64 * 1024;
 // One thread compresses every batch: level 1 is several times faster than zlib's default and
 // still shrinks event JSON severalfold (docs/benchmarks.md, events).
@@ -230,6 +234,7 @@ struct EventsRelay::Impl {
     flush_timer.expires_after(config.flush_interval);
     flush_timer.async_wait([this](boost::system::error_code ec) {
       if (ec || stopping) return;
+      CloseStaleConnections();
       FlushAll();
       ScheduleFlush();
     });
@@ -333,49 +338,94 @@ struct EventsRelay::Impl {
     co_return verdict;
   }
 
-  // One POST on a fresh connection; the HTTP status, or 0 when there was none.
+  struct Answer {
+    unsigned status = 0;  // 0: no answer (network error, timeout)
+    bool keep_alive = false;
+  };
+
+  // One POST; the HTTP status, or 0 when there was none. It goes on a kept-alive connection when
+  // there is one: over TLS, a handshake per batch would cost more than the batch. The service
+  // may have closed that connection while it sat idle, so a failure on it is followed at once
+  // by the same POST on a fresh connection (the payload ID makes a duplicate harmless).
   net::awaitable<unsigned> Post(const std::string& path, const Headers& headers,
                                 const std::string& gzip_body) {
     if (!target) co_return 0;
-    Connection connection(io.get_executor());
-    if (std::string error =
-            co_await outbound->Connect(*target, connection, upstream.connect_timeout);
-        !error.empty()) {
-      LogWarn("events", "cannot reach the events service: " + error);
-      co_return 0;
-    }
     http::request<http::string_body> request{http::verb::post, target->base_path + path, 11};
     request.set(http::field::host, target->HostHeader());
     request.set(http::field::user_agent, user_agent);
     for (const auto& [name, value] : headers) request.set(name, value);
     request.set(http::field::content_encoding, "gzip");
+    request.keep_alive(true);
     request.body() = gzip_body;
     request.prepare_payload();
-    const unsigned status = co_await connection.Visit(
-        [this, &request](auto& stream) { return Exchange(stream, request); });
-    connection.Close();
-    co_return status;
+    if (std::unique_ptr<Connection> kept = TakeIdleConnection()) {
+      const Answer answer = co_await Exchange(*kept, request, /*log_failure=*/false);
+      if (answer.status != 0) co_return KeepOrClose(std::move(kept), answer);
+    }
+    auto fresh = std::make_unique<Connection>(io.get_executor());
+    if (std::string error = co_await outbound->Connect(*target, *fresh, upstream.connect_timeout);
+        !error.empty()) {
+      LogWarn("events", "cannot reach the events service: " + error);
+      co_return 0;
+    }
+    const Answer answer = co_await Exchange(*fresh, request, /*log_failure=*/true);
+    co_return KeepOrClose(std::move(fresh), answer);
+  }
+
+  net::awaitable<Answer> Exchange(Connection& connection,
+                                  http::request<http::string_body>& request, bool log_failure) {
+    return connection.Visit([this, &request, log_failure](auto& stream) {
+      return ExchangeOn(stream, request, log_failure);
+    });
   }
 
   template <class Stream>
-  net::awaitable<unsigned> Exchange(Stream& stream, http::request<http::string_body>& request) {
+  net::awaitable<Answer> ExchangeOn(Stream& stream, http::request<http::string_body>& request,
+                                    bool log_failure) {
     beast::get_lowest_layer(stream).expires_after(config.send_timeout);
     if (auto [ec, n] = co_await http::async_write(stream, request, kAwait); ec) {
-      LogWarn("events", "sending events failed: " + ec.message());
-      co_return 0;
+      if (log_failure) LogWarn("events", "sending events failed: " + ec.message());
+      co_return Answer{};
     }
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
     parser.body_limit(kMaxResponseBytes);
     if (auto [ec, n] = co_await http::async_read(stream, buffer, parser, kAwait); ec) {
-      LogWarn("events", "no answer from the events service: " + ec.message());
-      co_return 0;
+      if (log_failure) LogWarn("events", "no answer from the events service: " + ec.message());
+      co_return Answer{};
     }
     const unsigned status = parser.get().result_int();
     if (status / 100 != 2) {
       LogWarn("events", "the events service answered HTTP " + std::to_string(status));
     }
-    co_return status;
+    co_return Answer{status, parser.get().keep_alive()};
+  }
+
+  unsigned KeepOrClose(std::unique_ptr<Connection> connection, Answer answer) {
+    if (answer.status != 0 && answer.keep_alive && idle.size() < kMaxIdleConnections) {
+      idle.push_back({std::move(connection), Clock::now()});
+    } else {
+      connection->Close();
+    }
+    return answer.status;
+  }
+
+  // The most recently used first: it is the likeliest to be still open.
+  std::unique_ptr<Connection> TakeIdleConnection() {
+    CloseStaleConnections();
+    if (idle.empty()) return nullptr;
+    std::unique_ptr<Connection> connection = std::move(idle.back().connection);
+    idle.pop_back();
+    return connection;
+  }
+
+  void CloseStaleConnections() {
+    const auto stale = Clock::now() - kIdleTimeout;
+    std::erase_if(idle, [stale](IdleConnection& entry) {
+      if (entry.since > stale) return false;
+      entry.connection->Close();
+      return true;
+    });
   }
 
   // ---- shutdown --------------------------------------------------------------------------------
@@ -400,6 +450,11 @@ struct EventsRelay::Impl {
   net::io_context io{1};
   net::steady_timer flush_timer{io};
   net::steady_timer shutdown_timer{io};
+  struct IdleConnection {
+    std::unique_ptr<Connection> connection;
+    Clock::time_point since;
+  };
+  std::vector<IdleConnection> idle;  // the forwarder's thread only; sockets go before io
 };
 
 EventsRelay::EventsRelay(const config::EventsConfig& config, const config::UpstreamConfig& upstream,

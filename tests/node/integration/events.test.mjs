@@ -267,3 +267,26 @@ relayTest('events: SIGHUP switches an environment\'s events live, keeps SDK stre
   await stream.waitForEvent((e) => e.event === 'patch' && e.data.includes('after-reloads'), 5000, 'a patch after the reloads');
   assert.ok(!stream.isClosed, 'the SDK stream is still open');
 });
+
+relayTest('events: batches share a kept-alive connection; one the service closed is replaced without losing a batch', async (t, s) => {
+  const { sink, relay } = await setup(s);
+  const post = (key) =>
+    httpRequest(`${relay.url}/bulk`, { method: 'POST', headers: { ...auth(KEYS.prod), ...json }, body: `[{"kind":"identify","key":"${key}"}]` });
+  for (let i = 0; i < 3; i++) {
+    assert.equal((await post(`k${i}`)).status, 202);
+    await waitFor(() => sink.eventsAt('/bulk').length === i + 1, { what: `batch ${i} delivered` });
+  }
+  assert.equal(sink.connections, 1, 'three batches, one connection');
+
+  // The service drops the idle connection; the relay finds out when it next sends.
+  sink.dropConnections();
+  await sleep(100);
+  assert.equal((await post('after-close')).status, 202);
+  // At once (flushInterval is 200 ms), not after the one-second retry of a failed POST.
+  await waitFor(() => sink.eventsAt('/bulk').length === 4, { what: 'batch 4 delivered on a fresh connection', timeoutMs: 900 });
+  assert.equal(sink.connections, 2, 'a second connection replaced the closed one');
+  assert.doesNotMatch(relay.output(), /no answer from the events service|sending events failed/, 'not a failure');
+  assert.deepEqual(sink.eventsAt('/bulk').map((e) => e.key), ['k0', 'k1', 'k2', 'after-close'], 'each once');
+  assert.equal(await metric(relay, 'flagrelay_events_forwarded_total'), 4);
+  assert.equal(await metric(relay, 'flagrelay_events_dropped_total'), 0);
+});

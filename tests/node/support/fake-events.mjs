@@ -9,7 +9,19 @@ export class FakeEvents {
     this.script = [];    // statuses (or 'stall') for the next requests, then `status`
     this.status = 202;
     this.stalled = [];
+    this.connections = 0; // TCP connections the relay opened
+    this.sockets = new Set();
     this.server = http.createServer((req, res) => this.handle(req, res));
+    this.server.on('connection', (socket) => {
+      this.connections++;
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+    });
+  }
+
+  /** Closes every connection, as a service does with idle keep-alive connections. */
+  dropConnections() {
+    for (const socket of this.sockets) socket.destroy();
   }
 
   async listen() {

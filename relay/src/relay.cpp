@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <functional>
 #include <thread>
 #include <vector>
@@ -59,9 +60,13 @@ std::unique_ptr<cache::Store> OpenCache(const config::CacheConfig& config) {
 
 std::string DescribeEvents(const config::EnvironmentEventsConfig& events) {
   if (!events.enabled) return "off";
-  std::string text = "on";
-  if (events.rate_limit > 0) text += ", rateLimit " + std::to_string(events.rate_limit) + "/s";
-  if (events.sample_ratio < 1) text += ", sampleRatio " + std::to_string(events.sample_ratio);
+  char text[96];
+  if (events.rate_limit > 0) {
+    std::snprintf(text, sizeof text, "on, rateLimit %g/s (burst %g), sampleRatio %g",
+                  events.rate_limit, events.rate_burst, events.sample_ratio);
+  } else {
+    std::snprintf(text, sizeof text, "on, no rate limit, sampleRatio %g", events.sample_ratio);
+  }
   return text;
 }
 
@@ -74,9 +79,8 @@ void ApplyReload(const config::RelayConfig& running, const config::RelayConfig& 
     const auto it = std::find_if(next.environments.begin(), next.environments.end(),
                                  [&name](const auto& env) { return env.name == name; });
     if (it == next.environments.end()) {
-      LogWarn("config", "environment " + name +
-                            " is no longer in the config: it is served until "
-                            "restart");
+      LogWarn("config",
+              "environment " + name + " is no longer in the config: served until restart");
       continue;
     }
     const config::EnvironmentEventsConfig before = events.StatusOf(i).settings;
@@ -91,9 +95,7 @@ void ApplyReload(const config::RelayConfig& running, const config::RelayConfig& 
     if (!known)
       LogWarn("config", "environment " + env.name + " is new: it is served after restart");
   }
-  LogInfo("config",
-          "reloaded: log level and event switches applied; other settings take effect "
-          "at restart");
+  LogInfo("config", "reloaded: log level and event switches applied; the rest waits for a restart");
 }
 
 }  // namespace

@@ -372,8 +372,8 @@ struct EventsRelay::Impl {
     co_return KeepOrClose(std::move(fresh), answer);
   }
 
-  net::awaitable<Answer> Exchange(Connection& connection,
-                                  http::request<http::string_body>& request, bool log_failure) {
+  net::awaitable<Answer> Exchange(Connection& connection, http::request<http::string_body>& request,
+                                  bool log_failure) {
     return connection.Visit([this, &request, log_failure](auto& stream) {
       return ExchangeOn(stream, request, log_failure);
     });

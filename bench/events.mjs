@@ -17,6 +17,7 @@ import { Worker } from 'node:worker_threads';
 import { startRelay } from '../tests/node/support/relay.mjs';
 import { sleep } from '../tests/node/support/http.mjs';
 import { scrape, sampleSum } from '../tests/node/support/prom.mjs';
+import { postEvents, featureEventBodies } from '../tests/node/support/event-poster.mjs';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(name);
@@ -27,6 +28,7 @@ const SECONDS = arg('--seconds', 8);
 const CONNECTIONS = 32;
 const BATCH = 50;
 const SDK_KEY = 'sdk-bench000-0000-0000-0000-000000000005';
+const BODIES = featureEventBodies(20, BATCH);
 const LIMITS = { maxBatch: 500, maxQueueEvents: 10000, maxQueueBytes: 16 * 1024 * 1024 };
 
 // The events service: gunzips every POST, counts the events in it, answers 202 after `holdMs`.
@@ -57,44 +59,6 @@ parentPort.on('message', (m) => {
   if (m.holdMs !== undefined) holdMs = m.holdMs;
   if (m.count) parentPort.postMessage({ events, posts, bytes });
   if (m.close) server.close(() => process.exit(0));
-});
-`;
-
-// SDK-like clients: `connections` keep-alive connections posting the same batch for `ms`.
-const LOADER = `
-const http = require('node:http');
-const { workerData, parentPort } = require('node:worker_threads');
-const { url, key, ms, connections, batch } = workerData;
-const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
-// 20 different batches of different events (flags, contexts, times), so that compression sees
-// realistic variety rather than one repeated body.
-const flags = Array.from({ length: 40 }, (_, i) => ['checkout-redesign', 'search-ranking-v', 'dark-mode', 'new-onboarding'][i % 4] + '-' + i);
-const event = (i) => JSON.stringify({ kind: 'feature', creationDate: 1732000000000 + i * 37, key: flags[(i * 7) % flags.length],
-  contextKeys: { user: 'user-' + ((i * 7919) % 100003), org: 'org-' + (i % 97) }, value: i % 3 === 0 ? 'treatment-b' : 'control',
-  variation: i % 3 === 0 ? 1 : 0, version: 40 + (i % 5), default: 'control',
-  reason: { kind: 'RULE_MATCH', ruleIndex: i % 4, ruleId: 'rule-' + ((i * 131) % 1000).toString(16).padStart(8, '0') + '-5d1e-4b9c-9f3a-71f2e4b0a6d1', inExperiment: i % 2 === 0 },
-  samplingRatio: 1, excludeFromSummaries: false });
-const bodies = Array.from({ length: 20 }, (_, b) => '[' + Array.from({ length: batch }, (_, i) => event(b * batch + i)).join(',') + ']');
-const headers = { Authorization: key, 'Content-Type': 'application/json', 'X-LaunchDarkly-Event-Schema': '4',
-  'User-Agent': 'NodeJSClient/9.13.7' };
-let sent = 0;
-let accepted = 0, other = 0;
-const deadline = Date.now() + ms;
-function post() {
-  return new Promise((resolve) => {
-    const req = http.request(url + '/bulk', { method: 'POST', agent, headers }, (res) => {
-      res.statusCode === 202 ? accepted++ : other++;
-      res.resume();
-      res.on('end', resolve);
-    });
-    req.on('error', () => { other++; resolve(); });
-    req.end(bodies[sent++ % bodies.length]);
-  });
-}
-async function loop() { while (Date.now() < deadline) await post(); }
-Promise.all(Array.from({ length: connections }, loop)).then(() => {
-  agent.destroy();
-  parentPort.postMessage({ posts: accepted, other, eventBytes: bodies[0].length / batch });
 });
 `;
 
@@ -134,8 +98,7 @@ async function phase(relay, sink, holdMs) {
   const sinkBefore = await message(sink);
   const before = await metrics(relay);
   const start = performance.now();
-  const loader = worker(LOADER, { url: relay.url, key: SDK_KEY, ms: SECONDS * 1000, connections: CONNECTIONS, batch: BATCH });
-  const done = message(loader);
+  const done = postEvents({ url: relay.url, key: SDK_KEY, bodies: BODIES, ms: SECONDS * 1000, connections: CONNECTIONS });
   let finished = false;
   done.then(() => (finished = true));
   const peak = { rss: 0, anon: 0, queued: 0, queuedBytes: 0 };
@@ -156,8 +119,7 @@ async function phase(relay, sink, holdMs) {
   return {
     seconds,
     posted: (load.posts * BATCH) / seconds,
-    failed: load.other,
-    eventBytes: load.eventBytes,
+    failed: load.posts - (load.statuses[202] ?? 0),
     accepted: (after.received - before.received - (after.dropped - before.dropped)) / seconds,
     shed: (after.queueFull - before.queueFull) / seconds,
     delivered: (sinkAfter.events - sinkBefore.events) / seconds,
@@ -202,8 +164,7 @@ const med = (f) => median(results.map(f));
 const range = (f, fmt) => `${fmt(Math.min(...results.map(f)))}–${fmt(Math.max(...results.map(f)))}`;
 const k = (x) => `${Math.round(x).toLocaleString('en-US')}`;
 const mib = (kib) => `${(kib / 1024).toFixed(1)} MiB`;
-const s0 = results[0].sustained;
-console.log(`flagrelay events relay (${RUNS} runs of ${SECONDS} s per phase; medians; ${os.cpus().length} cores; batches of ${BATCH} events of ${Math.round(s0.eventBytes)} bytes, ${CONNECTIONS} keep-alive connections)`);
+console.log(`flagrelay events relay (${RUNS} runs of ${SECONDS} s per phase; medians; ${os.cpus().length} cores; batches of ${BATCH} events of ${Math.round(BODIES[0].length / BATCH)} bytes, ${CONNECTIONS} keep-alive connections)`);
 console.log('| figure | median | range |');
 console.log('|---|---|---|');
 console.log(`| sustained: events accepted (202, queued) per second | ${k(med((r) => r.sustained.accepted))} | ${range((r) => r.sustained.accepted, k)} |`);

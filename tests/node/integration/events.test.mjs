@@ -68,6 +68,12 @@ relayTest('events: each SDK kind\'s events arrive verbatim, gzip, with its path,
     body: '{"kind":"diagnostic","id":{"diagnosticId":"d1"}}',
   });
   assert.equal(r.status, 202, `POST /diagnostic: ${r.status}`);
+  const big = await httpRequest(`${relay.url}/diagnostic`, {
+    method: 'POST',
+    headers: { ...auth(KEYS.prod), 'Content-Type': 'application/json' },
+    body: JSON.stringify({ kind: 'diagnostic', padding: 'x'.repeat(300 * 1024) }),
+  });
+  assert.equal(big.status, 413, 'a diagnostic body over 256 KiB, though under events.maxBodyBytes');
 
   await waitFor(() => sink.received.length >= 4, { what: 'four POSTs at the fake events service' });
   const at = (url) => sink.received.find((p) => p.url === url);

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "flagrelay/config/config.hpp"
 #include "flagrelay/relay/relay.hpp"
@@ -16,6 +17,7 @@ namespace {
 constexpr std::string_view kUsage =
     "usage: flagrelay --config FILE       run the relay\n"
     "       flagrelay --check-config FILE validate FILE (and the environment variables), exit 0/1\n"
+    "       flagrelay cache inspect|verify|export --dir DIR ...   the LMDB cache (read-only)\n"
     "       flagrelay --version\n";
 
 int PrintErrors(const flagrelay::config::LoadResult& result) {
@@ -34,6 +36,10 @@ int main(int argc, char** argv) {
   if (argc == 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
     std::cout << kUsage;
     return 0;
+  }
+  if (argc >= 2 && std::strcmp(argv[1], "cache") == 0) {
+    return flagrelay::relay::RunCacheCommand(std::vector<std::string>(argv + 2, argv + argc),
+                                             std::cout, std::cerr);
   }
   if (argc != 3) {
     std::cerr << kUsage;

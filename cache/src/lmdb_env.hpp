@@ -14,6 +14,8 @@
 #include <string_view>
 #include <utility>
 
+#include "flagrelay/cache/store.hpp"  // Access
+
 namespace flagrelay::cache::lmdb {
 
 /// mdb_strerror text, e.g. "MDB_MAP_FULL: Environment mapsize limit reached".
@@ -82,6 +84,10 @@ class Cursor {
   [[nodiscard]] int Get(MDB_val* key, MDB_val* value, MDB_cursor_op op) {
     return mdb_cursor_get(cursor_, key, value, op);
   }
+  [[nodiscard]] int Put(MDB_val* key, MDB_val* value, unsigned flags) {
+    return mdb_cursor_put(cursor_, key, value, flags);
+  }
+  [[nodiscard]] int Del() { return mdb_cursor_del(cursor_, 0); }
 
  private:
   MDB_cursor* cursor_ = nullptr;
@@ -94,9 +100,16 @@ class Env {
   /// Returns the process-wide Env of `dir`, opening it if no one holds it. A data file that LMDB
   /// refuses or that fails the open-time check is renamed aside and a fresh one created
   /// (`warning` says so). nullptr with `error` set when the directory cannot be used at all.
-  /// A directory already open keeps its first map size.
+  /// A directory already open keeps its first map size and mode.
+  ///
+  /// Any `access` but kReadWrite changes nothing on disk (no directory, no database, no
+  /// renaming); a missing or unusable data file is an error.
   static std::shared_ptr<Env> Open(const std::string& dir, std::size_t map_size_bytes,
-                                   std::string* error, std::string* warning);
+                                   Access access, std::string* error, std::string* warning);
+
+  /// Renames `dir`/data.mdb to data.mdb.corrupt-<unix ms> and removes the lock file that
+  /// describes it. Returns the new path, or an empty string with `error` set.
+  static std::string SetAside(const std::string& dir, std::string* error);
 
   Env(const Env&) = delete;
   Env& operator=(const Env&) = delete;
@@ -112,11 +125,14 @@ class Env {
  private:
   Env() = default;
   // One open attempt; on failure the handle is closed and the LMDB/errno code returned.
-  int TryOpen(const std::string& dir, std::size_t map_size_bytes, std::string* detail);
+  int TryOpen(const std::string& dir, std::size_t map_size_bytes, Access access,
+              std::string* detail);
   int CheckDataFile(const std::string& dir, std::string* detail);
+  int WalkAll(MDB_txn* txn) const;
   void Close() noexcept;
 
   MDB_env* env_ = nullptr;
+  std::string_view file_;  // the data file's committed pages in the map (set by CheckDataFile)
   MDB_dbi records_ = 0;
   MDB_dbi quarantine_ = 0;
   std::size_t max_key_size_ = 0;

@@ -28,6 +28,7 @@ using lmdb::ToView;
 using lmdb::WriteTxn;
 
 constexpr std::size_t kMaxEnvNameBytes = 128;
+constexpr char kNotWritable[] = "the cache was opened for reading only";
 constexpr std::size_t kMaxFieldBytes = 0xFFFFFFFFu;  // a record's str length is a u32
 
 bool IsValidEnvName(std::string_view name) {
@@ -79,7 +80,8 @@ int ScanPrefix(MDB_txn* txn, MDB_dbi dbi, std::string_view prefix, Visit visit) 
   if (cursor.status() != MDB_SUCCESS) return cursor.status();
   MDB_val key = ToVal(prefix);
   MDB_val value;
-  int rc = cursor.Get(&key, &value, MDB_SET_RANGE);
+  // LMDB refuses an empty key for MDB_SET_RANGE.
+  int rc = cursor.Get(&key, &value, prefix.empty() ? MDB_FIRST : MDB_SET_RANGE);
   while (rc == MDB_SUCCESS) {
     const std::string_view k = ToView(key);
     if (!k.starts_with(prefix)) break;
@@ -187,6 +189,36 @@ Inspection Inspect(MDB_txn* txn, MDB_dbi dbi, std::string_view env) {
   return result;
 }
 
+// Puts every value of `dbi` back under its key, which copies every page on its path as a commit
+// would (the write transaction is the caller's, to abort).
+int RewriteInPlace(MDB_txn* txn, MDB_dbi dbi) {
+  Cursor cursor(txn, dbi);
+  if (cursor.status() != MDB_SUCCESS) return cursor.status();
+  MDB_val key;
+  MDB_val value;
+  int rc = cursor.Get(&key, &value, MDB_FIRST);
+  while (rc == MDB_SUCCESS) {
+    std::string copy(ToView(value));  // the value's page is the one being replaced
+    MDB_val same = ToVal(copy);
+    rc = cursor.Put(&key, &same, MDB_CURRENT);
+    if (rc == MDB_SUCCESS) rc = cursor.Get(&key, &value, MDB_NEXT);
+  }
+  return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+}
+
+int DeleteAll(MDB_txn* txn, MDB_dbi dbi) {
+  Cursor cursor(txn, dbi);
+  if (cursor.status() != MDB_SUCCESS) return cursor.status();
+  MDB_val key;
+  MDB_val value;
+  int rc = cursor.Get(&key, &value, MDB_FIRST);
+  while (rc == MDB_SUCCESS) {
+    rc = cursor.Del();
+    if (rc == MDB_SUCCESS) rc = cursor.Get(&key, &value, MDB_FIRST);
+  }
+  return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+}
+
 LoadResult ToLoadResult(Inspection inspection) {
   LoadResult result;
   result.outcome = inspection.outcome;
@@ -199,8 +231,8 @@ CommitResult Failed(std::string error) { return CommitResult{false, std::move(er
 
 class LmdbStore final : public Store {
  public:
-  LmdbStore(std::string dir, std::shared_ptr<lmdb::Env> env)
-      : dir_(std::move(dir)), env_(std::move(env)) {}
+  LmdbStore(std::string dir, std::shared_ptr<lmdb::Env> env, Access access)
+      : dir_(std::move(dir)), env_(std::move(env)), access_(access) {}
 
   LoadResult Load(std::string_view env_name) override {
     if (!IsValidEnvName(env_name)) {
@@ -213,8 +245,21 @@ class LmdbStore final : public Store {
       if (rc != MDB_SUCCESS) return LoadResult{LoadOutcome::kError, std::nullopt, ErrorText(rc)};
       inspection = Inspect(txn->get(), env_->records(), env_name);
     }
-    if (inspection.outcome != LoadOutcome::kCorrupt) return ToLoadResult(std::move(inspection));
+    if (inspection.outcome != LoadOutcome::kCorrupt || access_ != Access::kReadWrite) {
+      return ToLoadResult(std::move(inspection));
+    }
     return QuarantineIfStillCorrupt(env_name);
+  }
+
+  std::string Quarantine(std::string_view env_name) override {
+    if (!IsValidEnvName(env_name)) return "invalid environment name";
+    if (access_ != Access::kReadWrite) return kNotWritable;
+    std::optional<WriteTxn> txn;
+    int rc = env_->BeginWrite(&txn);
+    std::size_t moved = 0;
+    if (rc == MDB_SUCCESS) rc = MoveToQuarantine(txn->get(), env_name, &moved);
+    if (rc == MDB_SUCCESS) rc = txn->Commit();
+    return rc == MDB_SUCCESS ? std::string() : ErrorText(rc);
   }
 
   CommitResult ReplaceAll(std::string_view env_name, const EnvMeta& meta,
@@ -301,11 +346,58 @@ class LmdbStore final : public Store {
     return out;
   }
 
+  std::vector<QuarantineEntry> ListQuarantine() override {
+    std::vector<QuarantineEntry> out;
+    std::optional<ReadTxn> txn;
+    if (env_->BeginRead(&txn) != MDB_SUCCESS) return out;
+    // Keys are "<env>\0<unix ms, 20 digits>\0<seq>": one entry per (env, time).
+    (void)ScanPrefix(txn->get(), env_->quarantine(), {},
+                     [&out](std::string_view k, std::string_view v) {
+                       const std::size_t sep = k.find('\0');
+                       if (sep == std::string_view::npos) return true;
+                       const std::string_view env = k.substr(0, sep);
+                       std::int64_t at = 0;
+                       for (char c : k.substr(sep + 1, 20))
+                         at = c >= '0' && c <= '9' ? at * 10 + (c - '0') : at;
+                       if (out.empty() || out.back().env_name != env ||
+                           out.back().quarantined_at_unix_ms != at) {
+                         out.push_back({std::string(env), at, 0, 0});
+                       }
+                       ++out.back().records;
+                       out.back().bytes += v.size();
+                       return true;
+                     });
+    return out;
+  }
+
+  std::string ExerciseWrites() override {
+    if (access_ == Access::kReadOnly) return kNotWritable;
+    std::optional<WriteTxn> txn;
+    int rc = env_->BeginWrite(&txn);
+    // What commits do: overwrite (copies every page on the path), delete everything (rebalances
+    // and frees pages, as ReplaceAll does), add (allocates pages, from the free list first).
+    for (MDB_dbi dbi : {env_->records(), env_->quarantine()}) {
+      if (rc == MDB_SUCCESS) rc = RewriteInPlace(txn->get(), dbi);
+    }
+    if (rc == MDB_SUCCESS) rc = DeleteAll(txn->get(), env_->records());
+    for (int i = 0; rc == MDB_SUCCESS && i < 256; ++i) {
+      const std::string k = "~probe\0" + std::to_string(i);
+      const std::string v(i % 2 ? 6000 : 300, 'p');  // some need overflow pages
+      MDB_val key = ToVal(k);
+      MDB_val value = ToVal(v);
+      rc = mdb_put(txn->get(), env_->records(), &key, &value, 0);
+    }
+    // The transaction aborts here.
+    return rc == MDB_SUCCESS || rc == MDB_MAP_FULL || rc == MDB_TXN_FULL ? std::string()
+                                                                         : ErrorText(rc);
+  }
+
   const std::string& dir() const override { return dir_; }
 
  private:
   std::string Validate(std::string_view env_name, const EnvMeta& meta,
                        std::span<const ItemRecord> items) const {
+    if (access_ != Access::kReadWrite) return kNotWritable;
     if (!IsValidEnvName(env_name)) return "invalid environment name";
     if (meta.fingerprint.size() > kMaxFieldBytes || meta.source.size() > kMaxFieldBytes) {
       return "meta field too large";
@@ -355,6 +447,38 @@ class LmdbStore final : public Store {
     return CommitResult{true, {}};
   }
 
+  // Moves the meta and every item record of `env_name` to the quarantine database, each kept
+  // with its original key, under "<env>\0<now>\0<seq>".
+  int MoveToQuarantine(MDB_txn* txn, std::string_view env_name, std::size_t* moved) {
+    std::vector<std::string> keys{MetaKey(env_name)};
+    int rc = CollectKeys(txn, env_->records(), ItemPrefix(env_name), &keys);
+    const std::string quarantine_prefix = std::string(env_name) + '\0' +
+                                          ZeroPadded(static_cast<std::uint64_t>(NowUnixMs()), 20) +
+                                          '\0';
+    for (const std::string& k : keys) {
+      if (rc != MDB_SUCCESS) break;
+      MDB_val key = ToVal(k);
+      MDB_val value;
+      rc = mdb_get(txn, env_->records(), &key, &value);
+      if (rc == MDB_NOTFOUND) {  // no meta: stray items only
+        rc = MDB_SUCCESS;
+        continue;
+      }
+      if (rc != MDB_SUCCESS) break;
+      std::string kept;  // copy now: the value's page may move once we write
+      const auto key_size = static_cast<std::uint32_t>(k.size());
+      for (int i = 0; i < 4; ++i) kept.push_back(static_cast<char>((key_size >> (8 * i)) & 0xFF));
+      kept.append(k);
+      kept.append(ToView(value));
+      const std::string q_key = quarantine_prefix + ZeroPadded((*moved)++, 10);
+      MDB_val q_key_val = ToVal(q_key);
+      MDB_val q_value = ToVal(kept);
+      rc = mdb_put(txn, env_->quarantine(), &q_key_val, &q_value, 0);
+      if (rc == MDB_SUCCESS) rc = mdb_del(txn, env_->records(), &key, nullptr);
+    }
+    return rc;
+  }
+
   // Re-checks under the writer lock (a commit may have replaced the records since the read) and
   // moves every record of the environment to the quarantine database if they are still bad.
   LoadResult QuarantineIfStillCorrupt(std::string_view env_name) {
@@ -367,42 +491,18 @@ class LmdbStore final : public Store {
     Inspection inspection = Inspect(txn->get(), env_->records(), env_name);
     if (inspection.outcome != LoadOutcome::kCorrupt) return ToLoadResult(std::move(inspection));
 
-    std::vector<std::string> keys{MetaKey(env_name)};
-    rc = CollectKeys(txn->get(), env_->records(), ItemPrefix(env_name), &keys);
-    const std::string quarantine_prefix = std::string(env_name) + '\0' +
-                                          ZeroPadded(static_cast<std::uint64_t>(NowUnixMs()), 20) +
-                                          '\0';
-    std::uint64_t seq = 0;
-    for (const std::string& k : keys) {
-      if (rc != MDB_SUCCESS) break;
-      MDB_val key = ToVal(k);
-      MDB_val value;
-      rc = mdb_get(txn->get(), env_->records(), &key, &value);
-      if (rc == MDB_NOTFOUND) {  // no meta: stray items only
-        rc = MDB_SUCCESS;
-        continue;
-      }
-      if (rc != MDB_SUCCESS) break;
-      std::string kept;  // copy now: the value's page may move once we write
-      const auto key_size = static_cast<std::uint32_t>(k.size());
-      for (int i = 0; i < 4; ++i) kept.push_back(static_cast<char>((key_size >> (8 * i)) & 0xFF));
-      kept.append(k);
-      kept.append(ToView(value));
-      const std::string q_key = quarantine_prefix + ZeroPadded(seq++, 10);
-      MDB_val q_key_val = ToVal(q_key);
-      MDB_val q_value = ToVal(kept);
-      rc = mdb_put(txn->get(), env_->quarantine(), &q_key_val, &q_value, 0);
-      if (rc == MDB_SUCCESS) rc = mdb_del(txn->get(), env_->records(), &key, nullptr);
-    }
+    std::size_t moved = 0;
+    rc = MoveToQuarantine(txn->get(), env_name, &moved);
     if (rc == MDB_SUCCESS) rc = txn->Commit();
     std::string detail = std::move(inspection.detail);
-    detail += rc == MDB_SUCCESS ? "; " + std::to_string(seq) + " records quarantined"
+    detail += rc == MDB_SUCCESS ? "; " + std::to_string(moved) + " records quarantined"
                                 : "; quarantine failed: " + ErrorText(rc);
     return LoadResult{LoadOutcome::kCorrupt, std::nullopt, std::move(detail)};
   }
 
   const std::string dir_;
   const std::shared_ptr<lmdb::Env> env_;
+  const Access access_;
 };
 
 }  // namespace
@@ -427,10 +527,15 @@ std::unique_ptr<Store> Store::Open(const Options& options, std::string* error,
                                    std::string* warning) {
   std::string ignored;
   if (warning != nullptr) warning->clear();
-  std::shared_ptr<lmdb::Env> env = lmdb::Env::Open(options.dir, options.map_size_bytes,
-                                                   error != nullptr ? error : &ignored, warning);
+  std::shared_ptr<lmdb::Env> env =
+      lmdb::Env::Open(options.dir, options.map_size_bytes, options.access,
+                      error != nullptr ? error : &ignored, warning);
   if (env == nullptr) return nullptr;
-  return std::make_unique<LmdbStore>(options.dir, std::move(env));
+  return std::make_unique<LmdbStore>(options.dir, std::move(env), options.access);
+}
+
+std::string SetAsideDataFile(const std::string& dir, std::string* error) {
+  return lmdb::Env::SetAside(dir, error);
 }
 
 }  // namespace flagrelay::cache

@@ -109,7 +109,7 @@ protocol::SnapshotPtr Environment::MakeSnapshot(ItemSet flags, ItemSet segments,
                                                     source, NowUnixMs());
 }
 
-void Environment::LoadFromCache() {
+void Environment::LoadFromCache(const std::string& open_problem) {
   if (store_ == nullptr) {
     metrics_.cache_loads("disabled").Increment();
     return;
@@ -118,6 +118,10 @@ void Environment::LoadFromCache() {
   cache::LoadResult loaded = store_->Load(config_.name);
   std::string outcome(cache::ToString(loaded.outcome));
   std::string problem = loaded.detail;
+  if (loaded.outcome == cache::LoadOutcome::kMissing && !open_problem.empty()) {
+    outcome = "corrupt";
+    problem = open_problem;
+  }
   if (loaded.outcome == cache::LoadOutcome::kLoaded &&
       loaded.snapshot->meta.fingerprint != Fingerprint()) {
     outcome = "mismatch";
@@ -129,9 +133,12 @@ void Environment::LoadFromCache() {
       const auto kind = protocol::KindFromString(record.kind);
       auto item = protocol::ParseItem(record.key, record.json);
       if (!kind || !item) {
+        // Checksums match, so it was written like this: keep it for inspection, never serve it.
         outcome = "corrupt";
         problem = "record " + record.kind + "/" + record.key + " does not parse" +
                   (item ? std::string() : ": " + item.error().message);
+        const std::string error = store_->Quarantine(config_.name);
+        problem += error.empty() ? "; records quarantined" : "; quarantine failed: " + error;
         break;
       }
       (*kind == Kind::kFlags ? flags : segments).push_back(std::move(*item));
@@ -329,6 +336,20 @@ void Environment::Commit(const Change& change) {
   } else if (!was_ok) {
     LogInfo("cache " + config_.name, "commits succeed again");
   }
+}
+
+void Environment::RetryFailedCommit() {
+  if (store_ == nullptr) return;
+  {
+    std::lock_guard lock(mutex_);
+    if (cache_state_ != "failing") return;
+  }
+  std::lock_guard apply_lock(apply_mutex_);
+  // Queued behind every change submitted so far, so `latest_` is already committed or failed
+  // by the time this runs; published already too (nothing to publish).
+  commits_.Submit([this, snapshot = latest_] {
+    if (cache_needs_rewrite_ && snapshot) Commit(Change{snapshot, true, {}, {}});
+  });
 }
 
 void Environment::Publish(const Change& change) {

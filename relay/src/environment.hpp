@@ -102,8 +102,9 @@ class Environment {
 
   /// Loads the cached snapshot, if the cache holds a valid one for this credential, and holds it
   /// back until ReleaseCache (so that a reachable upstream's fresh data wins). Start-up only,
-  /// before any change is applied.
-  void LoadFromCache();
+  /// before any change is applied. `open_problem`: the cache's data file had to be set aside at
+  /// start-up (why), so that nothing stored is reported as "corrupt", not "missing".
+  void LoadFromCache(const std::string& open_problem = {});
   /// Serves the held-back cached snapshot unless live data was published already. Called when the
   /// first upstream attempt fails, or when initTimeout expires.
   void ReleaseCache();
@@ -118,6 +119,10 @@ class Environment {
   /// SDKs have (even when the file did not bump it) so that SDKs accept them; the differences are
   /// announced as patches and deletes.
   void ApplyFile(protocol::PutMessage data, Published published = {});
+
+  /// While commits fail (disk full, read-only), tries the full rewrite again without waiting for
+  /// the next change, so that the cache recovers once space returns. Called periodically.
+  void RetryFailedCommit();
 
   void SetConnectionState(ConnectionState state, std::optional<ErrorInfo> error = std::nullopt);
   void SetMode(SourceMode mode);

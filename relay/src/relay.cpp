@@ -13,6 +13,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "cache_cli.hpp"
 #include "environment.hpp"
 #include "events.hpp"
 #include "flagrelay/cache/store.hpp"
@@ -30,26 +31,42 @@ std::string_view Version() { return FLAGRELAY_VERSION; }
 
 namespace {
 
-// Re-arms itself every heartbeat interval; SDKs drop a stream after 5 minutes of silence and
-// load balancers often much sooner.
-void ScheduleHeartbeat(net::steady_timer& timer, config::Duration interval,
-                       const std::vector<std::unique_ptr<Environment>>& environments) {
+// Reading a whole cache file takes milliseconds; much longer means the probe is stuck.
+constexpr std::chrono::milliseconds kCacheProbeTimeout{10000};
+// How soon a cache that failed to commit (disk full) is written again without a new change.
+constexpr std::chrono::seconds kCacheRetryInterval{5};
+
+// Runs `task` every `interval` until the timer is cancelled.
+void ScheduleEvery(net::steady_timer& timer, config::Duration interval,
+                   std::function<void()> task) {
   timer.expires_after(interval);
-  timer.async_wait([&timer, interval, &environments](boost::system::error_code ec) {
+  timer.async_wait([&timer, interval, task = std::move(task)](boost::system::error_code ec) {
     if (ec) return;
-    for (const auto& env : environments) env->Heartbeat();
-    ScheduleHeartbeat(timer, interval, environments);
+    task();
+    ScheduleEvery(timer, interval, task);
   });
 }
 
-std::unique_ptr<cache::Store> OpenCache(const config::CacheConfig& config) {
+// `problem` says what happened to a data file that had to be set aside (it is then reported by
+// every environment as its cache load outcome).
+std::unique_ptr<cache::Store> OpenCache(const config::CacheConfig& config, std::string* problem) {
   if (config.dir.empty()) {
     LogWarn("cache", "cache.dir is not set: flag data will not survive a restart");
     return nullptr;
   }
   std::string error, warning;
+  if (std::string unsafe = ProbeCacheDir(config.dir, kCacheProbeTimeout); !unsafe.empty()) {
+    const std::string aside = cache::SetAsideDataFile(config.dir, &error);
+    *problem = "cache data file is unsafe to open: " + unsafe + "; " +
+               (aside.empty() ? error : "moved to '" + aside + "', starting with an empty cache");
+    LogError("cache", *problem);
+    if (aside.empty()) return nullptr;
+  }
   auto store = cache::Store::Open({config.dir, config.map_size_bytes}, &error, &warning);
-  if (!warning.empty()) LogWarn("cache", warning);
+  if (!warning.empty()) {
+    LogWarn("cache", warning);
+    *problem = warning;
+  }
   if (!store) {
     LogError("cache", "cannot open the cache, running without it: " + error);
     return nullptr;
@@ -103,11 +120,14 @@ void ApplyReload(const config::RelayConfig& running, const config::RelayConfig& 
 int Run(const config::RelayConfig& config, const ConfigReloader& reload) {
   SetLogLevel(config.log_level);
   std::signal(SIGPIPE, SIG_IGN);
+  // A file size limit (ulimit -f) must fail the cache commit (EFBIG), not kill the relay.
+  std::signal(SIGXFSZ, SIG_IGN);
   const unsigned threads =
       config.threads > 0 ? config.threads : std::max(1u, std::thread::hardware_concurrency());
 
   metrics::RelayMetrics metrics(Version());
-  std::unique_ptr<cache::Store> store = OpenCache(config.cache);
+  std::string cache_problem;
+  std::unique_ptr<cache::Store> store = OpenCache(config.cache, &cache_problem);
   CommitQueue commits;
 
   std::vector<std::unique_ptr<Environment>> environments;
@@ -120,7 +140,7 @@ int Run(const config::RelayConfig& config, const ConfigReloader& reload) {
   }
   // Cached data is loaded now and served as soon as the first upstream attempt fails or
   // initTimeout passes, whichever comes first (DESIGN.md §5).
-  for (const auto& env : environments) env->LoadFromCache();
+  for (const auto& env : environments) env->LoadFromCache(cache_problem);
 
   metrics.OnScrape([&environments] {
     const std::int64_t now = NowUnixMs();
@@ -195,8 +215,15 @@ int Run(const config::RelayConfig& config, const ConfigReloader& reload) {
     sources.back()->Start();
   }
 
+  // SDKs drop a stream after 5 minutes of silence, and load balancers often much sooner.
   net::steady_timer heartbeat(io);
-  ScheduleHeartbeat(heartbeat, config.streams.heartbeat_interval, environments);
+  ScheduleEvery(heartbeat, config.streams.heartbeat_interval, [&environments] {
+    for (const auto& env : environments) env->Heartbeat();
+  });
+  net::steady_timer cache_retry(io);
+  ScheduleEvery(cache_retry, kCacheRetryInterval, [&environments] {
+    for (const auto& env : environments) env->RetryFailedCommit();
+  });
 
   int exit_code = 0;  // read after the io threads are joined
   std::atomic<bool> shutting_down{false};
@@ -215,6 +242,7 @@ int Run(const config::RelayConfig& config, const ConfigReloader& reload) {
     if (metrics_server) metrics_server->Stop();
     for (const auto& source : sources) source->Stop();
     heartbeat.cancel();
+    cache_retry.cancel();
     for (const auto& env : environments) env->CloseSubscribers();
     // Let closes and in-flight responses finish, then stop whatever is still waiting (idle
     // keep-alive connections would otherwise hold the process for their idle timeout).

@@ -359,6 +359,98 @@ TEST_F(StoreTest, DataFilesAreOwnerOnly) {
   EXPECT_EQ(perms & (fs::perms::group_all | fs::perms::others_all), fs::perms::none);
 }
 
+TEST_F(StoreTest, CreatedDirectoryIsOwnerOnly) {
+  dir_ = root_ + "/nested/cache/";  // a trailing slash names the same directory
+  OpenStore();
+  const fs::perms perms = fs::status(root_ + "/nested/cache").permissions();
+  EXPECT_EQ(perms & (fs::perms::group_all | fs::perms::others_all), fs::perms::none);
+}
+
+TEST_F(StoreTest, ReadOnlyStoreChangesNothing) {
+  std::string error;
+  EXPECT_EQ(Store::Open(Options{dir_, 64ull << 20, Access::kReadOnly}, &error), nullptr);
+  EXPECT_FALSE(fs::exists(dir_)) << "a read-only open must not create the directory";
+  EXPECT_NE(error.find(dir_), std::string::npos) << error;
+
+  ASSERT_TRUE(OpenStore().ReplaceAll("prod", Meta(1), std::vector{Flag("a"), Flag("b")}).ok);
+  CloseStore();
+  {
+    RawLmdb raw(dir_);
+    std::string flipped = raw.Get("records", ItemKey("prod", "flags", "b")).value();
+    flipped.back() ^= 0x01;
+    raw.Put("records", ItemKey("prod", "flags", "b"), flipped);
+  }
+  {
+    std::unique_ptr<Store> read_only =
+        Store::Open(Options{dir_, 64ull << 20, Access::kReadOnly}, &error);
+    ASSERT_NE(read_only, nullptr) << error;
+    EXPECT_EQ(read_only->Load("prod").outcome, LoadOutcome::kCorrupt);
+    EXPECT_EQ(read_only->Load("prod").outcome, LoadOutcome::kCorrupt) << "not quarantined";
+    EXPECT_FALSE(read_only->Quarantine("prod").empty());
+    EXPECT_FALSE(read_only->ReplaceAll("prod", Meta(2), {}).ok);
+    EXPECT_FALSE(read_only->ExerciseWrites().empty());
+  }
+  {
+    std::unique_ptr<Store> probe = Store::Open(Options{dir_, 64ull << 20, Access::kProbe}, &error);
+    ASSERT_NE(probe, nullptr) << error;
+    EXPECT_EQ(probe->Load("prod").outcome, LoadOutcome::kCorrupt);
+    EXPECT_EQ(probe->ExerciseWrites(), "");
+    EXPECT_FALSE(probe->ReplaceAll("prod", Meta(2), {}).ok);
+    EXPECT_FALSE(probe->Quarantine("prod").empty());
+    EXPECT_EQ(probe->Load("prod").outcome, LoadOutcome::kCorrupt) << "nothing was committed";
+  }
+  // A data file that cannot be used is an error for a read-only open, and stays where it is.
+  std::ofstream(dir_ + "/data.mdb", std::ios::trunc | std::ios::binary) << std::string(9000, 'x');
+  EXPECT_EQ(Store::Open(Options{dir_, 64ull << 20, Access::kReadOnly}, &error), nullptr);
+  EXPECT_EQ(fs::file_size(dir_ + "/data.mdb"), 9000u);
+}
+
+TEST_F(StoreTest, QuarantineMovesAnEnvironmentAsideAndListsIt) {
+  Store& store = OpenStore();
+  ASSERT_TRUE(store.ReplaceAll("prod", Meta(1), std::vector{Flag("a"), Flag("b")}).ok);
+  ASSERT_TRUE(store.ReplaceAll("other", Meta(1), std::vector{Flag("a")}).ok);
+  EXPECT_TRUE(store.ListQuarantine().empty());
+
+  EXPECT_EQ(store.Quarantine("prod"), "");
+  EXPECT_EQ(store.Load("prod").outcome, LoadOutcome::kMissing);
+  EXPECT_EQ(store.Load("other").outcome, LoadOutcome::kLoaded);
+  const std::vector<QuarantineEntry> entries = store.ListQuarantine();
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].env_name, "prod");
+  EXPECT_EQ(entries[0].records, 3u);  // meta and two items
+  EXPECT_GT(entries[0].bytes, 0u);
+  EXPECT_GT(entries[0].quarantined_at_unix_ms, 1700000000000);
+  // The environment can be written again afterwards.
+  ASSERT_TRUE(store.ReplaceAll("prod", Meta(2), std::vector{Flag("c")}).ok);
+  EXPECT_EQ(store.Load("prod").outcome, LoadOutcome::kLoaded);
+}
+
+TEST_F(StoreTest, ExerciseWritesChangesNothing) {
+  Store& store = OpenStore();
+  ASSERT_TRUE(store.ReplaceAll("prod", Meta(3), std::vector{Flag("a"), Flag("b")}).ok);
+  const auto size_before = fs::file_size(dir_ + "/data.mdb");
+  EXPECT_EQ(store.ExerciseWrites(), "");
+  const LoadResult loaded = store.Load("prod");
+  ASSERT_EQ(loaded.outcome, LoadOutcome::kLoaded) << loaded.detail;
+  EXPECT_EQ(Keys(*loaded.snapshot), (std::vector<std::string>{"flags/a", "flags/b"}));
+  EXPECT_EQ(store.List().size(), 1u);
+  EXPECT_EQ(fs::file_size(dir_ + "/data.mdb"), size_before);
+  ASSERT_TRUE(store.Upsert("prod", Meta(4), std::vector{Flag("c")}).ok);  // still writable
+}
+
+TEST_F(StoreTest, SetAsideDataFileRenamesIt) {
+  ASSERT_TRUE(OpenStore().ReplaceAll("prod", Meta(1), std::vector{Flag("a")}).ok);
+  CloseStore();
+  std::string error;
+  const std::string aside = SetAsideDataFile(dir_, &error);
+  ASSERT_FALSE(aside.empty()) << error;
+  EXPECT_TRUE(fs::exists(aside));
+  EXPECT_FALSE(fs::exists(dir_ + "/data.mdb"));
+  EXPECT_EQ(OpenStore().Load("prod").outcome, LoadOutcome::kMissing);
+  EXPECT_TRUE(SetAsideDataFile(root_ + "/none", &error).empty());
+  EXPECT_FALSE(error.empty());
+}
+
 TEST_F(StoreTest, TwoOpensOfOneDirectoryShareTheEnvironment) {
   Store& first = OpenStore();
   std::string error;

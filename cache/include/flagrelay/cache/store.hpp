@@ -23,9 +23,21 @@ namespace flagrelay::cache {
 /// left alone on load (kUnsupportedFormat) so that a rolled-back binary never crashes on them.
 inline constexpr std::uint32_t kFormatVersion = 1;
 
+/// What a Store may change on disk.
+enum class Access {
+  kReadWrite,  // the relay
+  kReadOnly,   // the cache CLI: LMDB opened read-only
+  /// The start-up probe: opened for writing so that ExerciseWrites can run, but nothing is ever
+  /// committed.
+  kProbe,
+};
+
 struct Options {
   std::string dir;                             // created (with parents) if missing
   std::size_t map_size_bytes = 1024ull << 20;  // LMDB map size
+  /// Anything but kReadWrite changes nothing on disk: no directory is created, an unusable data
+  /// file is an error instead of being moved aside, Load never quarantines, writes fail.
+  Access access = Access::kReadWrite;
 };
 
 /// Per-environment metadata, committed in the same transaction as the items it describes.
@@ -69,6 +81,14 @@ struct CommitResult {
   std::string error;  // e.g. "MDB_MAP_FULL: Environment mapsize limit reached"
 };
 
+/// Records of one environment that failed verification, moved aside by Load or Quarantine.
+struct QuarantineEntry {
+  std::string env_name;
+  std::int64_t quarantined_at_unix_ms = 0;
+  std::size_t records = 0;
+  std::size_t bytes = 0;
+};
+
 /// Summary of one stored environment, for /status and the cache CLI.
 struct EnvSummary {
   std::string env_name;
@@ -90,8 +110,14 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  /// Loads and verifies everything stored for `env_name`.
+  /// Loads and verifies everything stored for `env_name`; a corrupt environment's records are
+  /// quarantined (unless the store is read-only).
   [[nodiscard]] virtual LoadResult Load(std::string_view env_name) = 0;
+
+  /// Moves every record of `env_name` to the quarantine, for data that passed the store's checks
+  /// but that the caller cannot use (e.g. item JSON that does not parse). Returns an error text,
+  /// empty on success.
+  [[nodiscard]] virtual std::string Quarantine(std::string_view env_name) = 0;
 
   /// Atomically replaces everything stored for `env_name` with `items` and `meta`.
   [[nodiscard]] virtual CommitResult ReplaceAll(std::string_view env_name, const EnvMeta& meta,
@@ -104,10 +130,24 @@ class Store {
   /// Every environment with stored metadata.
   [[nodiscard]] virtual std::vector<EnvSummary> List() = 0;
 
+  /// What was quarantined, oldest first per environment.
+  [[nodiscard]] virtual std::vector<QuarantineEntry> ListQuarantine() = 0;
+
+  /// Rewrites every record in place and adds some, in a write transaction that is then aborted:
+  /// LMDB reads its free list and copies every page as a commit would, and nothing reaches the
+  /// disk. For the start-up probe (a damaged page structure can crash LMDB on the write path
+  /// only). Returns what is damaged: empty when the write path works or fails only for lack of
+  /// room (a full map is not damage); "opened for reading only" on a kReadOnly store.
+  [[nodiscard]] virtual std::string ExerciseWrites() = 0;
+
   [[nodiscard]] virtual const std::string& dir() const = 0;
 
  protected:
   Store() = default;
 };
+
+/// Renames `dir`/data.mdb aside (data.mdb.corrupt-<unix ms>), for a data file found unsafe to
+/// open (a probe crashed on it). Returns the new path, or an empty string with `error` set.
+std::string SetAsideDataFile(const std::string& dir, std::string* error);
 
 }  // namespace flagrelay::cache

@@ -2,7 +2,10 @@
 // The relay as a whole, for the composition root (main.cpp).
 
 #include <functional>
+#include <iosfwd>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "flagrelay/config/config.hpp"
 
@@ -21,5 +24,11 @@ using ConfigReloader = std::function<config::LoadResult()>;
 /// On SIGHUP, when `reload` is set, the new config's log level and per-environment event
 /// switches take effect at once; an invalid config is logged and the running one kept.
 [[nodiscard]] int Run(const config::RelayConfig& config, const ConfigReloader& reload = {});
+
+/// `flagrelay cache inspect|verify|export ...` (`args` without "cache"): reads the cache
+/// directory of a relay, running or not, and changes nothing. Returns the exit code: 0 success,
+/// 1 problems found or failure, 2 usage error.
+[[nodiscard]] int RunCacheCommand(const std::vector<std::string>& args, std::ostream& out,
+                                  std::ostream& err);
 
 }  // namespace flagrelay::relay

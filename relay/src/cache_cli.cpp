@@ -278,7 +278,7 @@ int Verify(const Args& args, std::ostream& out, std::ostream& err) {
 
 int Export(const Args& args, std::ostream& out, std::ostream& err) {
   if (args.env.empty()) {
-    err << "flagrelay cache export: --env is required\n";
+    err << "flagrelay cache export: --env is required\n" << kUsage;
     return 2;
   }
   auto store = OpenReadOnly(args.dir, err);

@@ -111,7 +111,15 @@ protocol::SnapshotPtr Environment::MakeSnapshot(ItemSet flags, ItemSet segments,
 
 void Environment::LoadFromCache(const std::string& open_problem) {
   if (store_ == nullptr) {
-    metrics_.cache_loads("disabled").Increment();
+    // A configured cache that cannot be opened (read-only or unusable dir) is failing, not off.
+    metrics_.cache_loads(open_problem.empty() ? "disabled" : "error").Increment();
+    if (!open_problem.empty()) {
+      metrics_.cache_healthy->Set(0);
+      std::lock_guard lock(mutex_);
+      cache_state_ = "failing";
+      cache_load_ = "error";
+      cache_error_ = open_problem;
+    }
     return;
   }
   const std::string component = "cache " + config_.name;

@@ -103,7 +103,8 @@ class Environment {
   /// Loads the cached snapshot, if the cache holds a valid one for this credential, and holds it
   /// back until ReleaseCache (so that a reachable upstream's fresh data wins). Start-up only,
   /// before any change is applied. `open_problem`: the cache's data file had to be set aside at
-  /// start-up (why), so that nothing stored is reported as "corrupt", not "missing".
+  /// start-up (why), so that nothing stored is reported as "corrupt", not "missing"; or, without
+  /// a store, why the configured cache cannot be opened (reported as failing).
   void LoadFromCache(const std::string& open_problem = {});
   /// Serves the held-back cached snapshot unless live data was published already. Called when the
   /// first upstream attempt fails, or when initTimeout expires.

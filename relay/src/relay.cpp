@@ -47,8 +47,8 @@ void ScheduleEvery(net::steady_timer& timer, config::Duration interval,
   });
 }
 
-// `problem` says what happened to a data file that had to be set aside (it is then reported by
-// every environment as its cache load outcome).
+// `problem` says what went wrong: a data file set aside, or a cache that cannot be opened at all
+// (every environment reports it as its cache load outcome).
 std::unique_ptr<cache::Store> OpenCache(const config::CacheConfig& config, std::string* problem) {
   if (config.dir.empty()) {
     LogWarn("cache", "cache.dir is not set: flag data will not survive a restart");
@@ -68,7 +68,8 @@ std::unique_ptr<cache::Store> OpenCache(const config::CacheConfig& config, std::
     *problem = warning;
   }
   if (!store) {
-    LogError("cache", "cannot open the cache, running without it: " + error);
+    *problem = "cannot open the cache, running without it: " + error;
+    LogError("cache", *problem);
     return nullptr;
   }
   LogInfo("cache", "using LMDB cache in " + config.dir);

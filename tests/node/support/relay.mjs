@@ -289,10 +289,11 @@ export class Relay {
  * Writes the config and starts the relay; resolves once /healthz is 200.
  * Options: all of buildConfig's, plus dir (reuse a temp dir, e.g. to keep the cache across
  * restarts), port/metricsPort (reuse ports), metrics (false = metrics.port 0), waitHealthy,
- * env (extra environment variables; the runner's *_PROXY variables are never passed on).
+ * env (extra environment variables; the runner's *_PROXY variables are never passed on), bin (a
+ * launcher to run instead of the binary, given the same arguments).
  */
 export async function startRelay(opts) {
-  const bin = assertRelayBinExists();
+  const bin = opts.bin ?? assertRelayBinExists();
   const dir = opts.dir ?? makeTempDir();
   const port = opts.port ?? (await freePort());
   const metricsPort = opts.metrics === false ? 0 : (opts.metricsPort ?? (await freePort()));

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstring>
+
+#include <openssl/evp.h>
 
 #include "http_util.hpp"
 #include "log.hpp"
@@ -165,8 +168,9 @@ Router::Router(std::vector<Environment*> environments, metrics::RelayMetrics& me
       events_(events) {
   for (Environment* env : environments_) {
     const config::EnvironmentConfig& config = env->config();
-    by_sdk_key_.emplace(config.sdk_key.Reveal(), env);
-    if (config.mobile_key) by_mobile_key_.emplace(config.mobile_key->Reveal(), env);
+    by_sdk_key_.emplace(CredentialDigest(config.sdk_key.Reveal()), env);
+    if (config.mobile_key)
+      by_mobile_key_.emplace(CredentialDigest(config.mobile_key->Reveal()), env);
     if (!config.env_id.empty()) by_env_id_.emplace(config.env_id, env);
   }
   std::vector<RouteLabel> labels = ClientSideRouteLabels();
@@ -185,17 +189,54 @@ Router::Router(std::vector<Environment*> environments, metrics::RelayMetrics& me
 
 namespace {
 
-Environment* FindByKey(const std::unordered_map<std::string, Environment*>& keys,
-                       std::string_view authorization) {
-  // ld-relay's rule: an optional `api_key ` prefix, then the whole value is the key.
-  if (authorization.starts_with("api_key ")) authorization.remove_prefix(8);
-  if (authorization.empty() || authorization.find(' ') != std::string_view::npos) return nullptr;
-  auto it = keys.find(std::string(authorization));
-  // A key the upstream rejected (401/403) is as unknown downstream as a wrong one (ld-relay).
-  return it == keys.end() || it->second->credential_rejected() ? nullptr : it->second;
+// The path for the request log: a key put in the path by mistake (an SDK key as a client-side
+// ID) shows its last five characters only, and long segments (base64 contexts, which may carry
+// personal data) only their length.
+std::string LoggablePath(std::string_view path) {
+  constexpr std::size_t kMaxSegment = 40;
+  std::string out;
+  while (!path.empty() && out.size() < 512) {
+    const std::size_t slash = path.find('/', 1);
+    std::string_view segment = path.substr(0, slash);
+    path.remove_prefix(segment.size());
+    const std::string_view name = segment.substr(segment.starts_with('/') ? 1 : 0);
+    out += segment.starts_with('/') ? "/" : "";
+    if (name.starts_with("sdk-") || name.starts_with("mob-")) {
+      out += std::string(name.substr(0, 4)) + "*" +
+             std::string(name.substr(std::max<std::size_t>(name.size(), 9) - 5));
+    } else if (name.size() > kMaxSegment) {
+      out += "<" + std::to_string(name.size()) + " bytes>";
+    } else {
+      out += name;
+    }
+  }
+  return out;
 }
 
 }  // namespace
+
+Router::Digest Router::CredentialDigest(std::string_view credential) {
+  Digest digest{};
+  unsigned int size = 0;
+  EVP_Digest(credential.data(), credential.size(), digest.data(), &size, EVP_sha256(), nullptr);
+  return digest;
+}
+
+std::size_t Router::DigestHash::operator()(const Digest& d) const noexcept {
+  std::size_t h;
+  std::memcpy(&h, d.data(), sizeof h);  // a digest's bytes are already uniform
+  return h;
+}
+
+Environment* Router::FindByKey(const std::unordered_map<Digest, Environment*, DigestHash>& keys,
+                               std::string_view authorization) {
+  // ld-relay's rule: an optional `api_key ` prefix, then the whole value is the key.
+  if (authorization.starts_with("api_key ")) authorization.remove_prefix(8);
+  if (authorization.empty() || authorization.find(' ') != std::string_view::npos) return nullptr;
+  auto it = keys.find(CredentialDigest(authorization));
+  // A key the upstream rejected (401/403) is as unknown downstream as a wrong one (ld-relay).
+  return it == keys.end() || it->second->credential_rejected() ? nullptr : it->second;
+}
 
 Environment* Router::Authenticate(std::string_view authorization) const {
   return FindByKey(by_sdk_key_, authorization);
@@ -214,7 +255,7 @@ HttpResponse Router::Handle(const HttpRequest& request) const {
     // The credential as ld-relay logs it: its last five characters only.
     const std::string_view auth = request.authorization;
     LogDebug("http", std::string(request.method) + " " +
-                         std::string(request.target.substr(0, request.target.find('?'))) + " " +
+                         LoggablePath(request.target.substr(0, request.target.find('?'))) + " " +
                          std::to_string(response.status) + " auth=*" +
                          std::string(auth.substr(auth.size() > 5 ? auth.size() - 5 : auth.size())));
   }

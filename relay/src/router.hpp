@@ -123,9 +123,20 @@ class Router {
   HttpResponse Status() const;
   HttpResponse Ready() const;
 
+  // Credentials are looked up by their SHA-256 (CredentialDigest), never compared as strings: a
+  // string compare takes longer the more leading characters match, which a client could time to
+  // guess a key; what a digest lookup's timing reveals leads to no key.
+  using Digest = std::array<unsigned char, 32>;
+  struct DigestHash {
+    std::size_t operator()(const Digest& d) const noexcept;
+  };
+  static Digest CredentialDigest(std::string_view credential);
+  static Environment* FindByKey(const std::unordered_map<Digest, Environment*, DigestHash>& keys,
+                                std::string_view authorization);
+
   std::vector<Environment*> environments_;
-  std::unordered_map<std::string, Environment*> by_sdk_key_;
-  std::unordered_map<std::string, Environment*> by_mobile_key_;
+  std::unordered_map<Digest, Environment*, DigestHash> by_sdk_key_;
+  std::unordered_map<Digest, Environment*, DigestHash> by_mobile_key_;
   std::unordered_map<std::string, Environment*> by_env_id_;
   metrics::RelayMetrics& metrics_;
   std::string version_;

@@ -111,6 +111,60 @@ TEST_F(EnvironmentTest, FailedCommitStillServesFromMemoryAndReports) {
   Drain();
 }
 
+TEST_F(EnvironmentTest, AFailingCacheIsRewrittenWithoutWaitingForAChange) {
+  Environment env(EnvConfig(), &store_, commits_, env_metrics_);
+  env.RetryFailedCommit();  // nothing failed: nothing to do
+  Drain();
+  EXPECT_EQ(store_.commits(), 0);
+  store_.FailCommits(true);
+  env.ApplyUpstream(Put({Flag("a", 1)}));
+  Drain();
+  ASSERT_EQ(env.Status().cache_state, "failing");
+  env.RetryFailedCommit();  // still failing: stays so
+  Drain();
+  EXPECT_EQ(env.Status().cache_state, "failing");
+  store_.FailCommits(false);  // space returns
+  env.RetryFailedCommit();
+  Drain();
+  EXPECT_EQ(env.Status().cache_state, "ok");
+  EXPECT_EQ(env_metrics_.cache_healthy->Value(), 1);
+  const cache::LoadResult stored = store_.Load("prod");
+  ASSERT_EQ(stored.outcome, cache::LoadOutcome::kLoaded);
+  EXPECT_EQ(stored.snapshot->meta.data_version, env.snapshot()->data_version());
+  EXPECT_EQ(stored.snapshot->items.size(), 1u);
+  const int commits = store_.commits();
+  env.RetryFailedCommit();  // healthy again: no more rewrites
+  Drain();
+  EXPECT_EQ(store_.commits(), commits);
+}
+
+TEST_F(EnvironmentTest, CachedRecordThatDoesNotParseIsQuarantinedNotServed) {
+  {
+    Environment env(EnvConfig(), &store_, commits_, env_metrics_);
+    env.ApplyUpstream(Put({Flag("a", 1)}));
+    Drain();
+  }
+  store_.PutRaw("prod", {"flags", "b", "[not a flag"});
+  Environment restarted(EnvConfig(), &store_, commits_, env_metrics_);
+  restarted.LoadFromCache();
+  restarted.ReleaseCache();
+  EXPECT_EQ(restarted.snapshot(), nullptr);
+  EXPECT_EQ(restarted.Status().cache_load, "corrupt");
+  EXPECT_NE(restarted.Status().cache_error.find("flags/b does not parse"), std::string::npos)
+      << restarted.Status().cache_error;
+  EXPECT_EQ(store_.quarantined(), 1);
+}
+
+TEST_F(EnvironmentTest, ACacheThatCannotBeOpenedIsReportedFailing) {
+  Environment env(EnvConfig(), nullptr, commits_, env_metrics_);
+  env.LoadFromCache("cannot open the cache: Read-only file system");
+  EXPECT_EQ(env.Status().cache_state, "failing");
+  EXPECT_EQ(env.Status().cache_load, "error");
+  EXPECT_EQ(env_metrics_.cache_healthy->Value(), 0);
+  env.ApplyUpstream(Put({Flag("a", 1)}));
+  ASSERT_NE(env.snapshot(), nullptr);  // served from memory
+}
+
 TEST_F(EnvironmentTest, AFailedCommitLeavesNoHoleInTheCache) {
   {
     Environment env(EnvConfig(), &store_, commits_, env_metrics_);

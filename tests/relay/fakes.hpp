@@ -70,7 +70,14 @@ class FakeStore : public cache::Store {
     ++commits_;
     return {true, {}};
   }
+  std::string Quarantine(std::string_view env) override {
+    std::lock_guard lock(mutex_);
+    quarantined_ += envs_.erase(std::string(env));
+    return {};
+  }
   std::vector<cache::EnvSummary> List() override { return {}; }
+  std::vector<cache::QuarantineEntry> ListQuarantine() override { return {}; }
+  std::string ExerciseWrites() override { return {}; }
   const std::string& dir() const override { return dir_; }
 
   void Hold() {
@@ -97,6 +104,15 @@ class FakeStore : public cache::Store {
     std::lock_guard lock(mutex_);
     return commits_;
   }
+  int quarantined() {
+    std::lock_guard lock(mutex_);
+    return quarantined_;
+  }
+  /// Stores an item record as is (e.g. JSON that does not parse).
+  void PutRaw(std::string_view env, cache::ItemRecord record) {
+    std::lock_guard lock(mutex_);
+    envs_[std::string(env)].items[record.kind + "/" + record.key] = std::move(record);
+  }
   void SetFingerprint(std::string_view env, std::string fingerprint) {
     std::lock_guard lock(mutex_);
     envs_[std::string(env)].meta.fingerprint = std::move(fingerprint);
@@ -121,6 +137,7 @@ class FakeStore : public cache::Store {
   bool held_ = false;
   bool fail_ = false;
   int commits_ = 0;
+  int quarantined_ = 0;
   std::string dir_ = "fake";
 };
 

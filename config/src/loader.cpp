@@ -3,6 +3,7 @@
 // (ranges and cross-field rules). Every step records errors and carries on, so a user sees all
 // problems at once.
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -18,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -191,6 +193,38 @@ std::string ErrnoMessage(int err) {
   return std::error_code(err, std::generic_category()).message();
 }
 
+// Where each YAML document starts, and where its root node does; nothing else is kept.
+class DocumentMarks : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> starts;
+  std::vector<YAML::Mark> roots;
+
+  void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    Node(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    Node(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    Node(mark);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  // A document's first node is its root.
+  void Node(const YAML::Mark& mark) {
+    if (roots.size() < starts.size()) roots.push_back(mark);
+  }
+};
+
 class Loader {
  public:
   Loader(std::string_view source, const EnvVars& env) : source_(source), env_(env) {}
@@ -215,18 +249,35 @@ class Loader {
   // False when the file is unusable as a whole (bad syntax, not a mapping): further errors
   // would only be noise.
   bool ParseYaml(std::string_view yaml) {
-    std::vector<YAML::Node> documents;
+    const std::string text(yaml);
+    YAML::Node root;
     try {
-      documents = YAML::LoadAll(std::string(yaml));
+      // Not YAML::LoadAll: on some malformed input (a stray ',' at the top level) yaml-cpp's
+      // parser returns empty documents forever without consuming anything, and LoadAll collects
+      // them until memory runs out (yaml-cpp issue #1040; Debian 12 has 0.7). The documents are
+      // counted here, two at most, and one that starts where the previous one did is an error.
+      std::istringstream in(text);
+      YAML::Parser parser(in);
+      DocumentMarks documents;
+      while (documents.starts.size() < 2 && parser.HandleNextDocument(documents)) {
+      }
+      if (documents.starts.size() == 2) {
+        const YAML::Mark& second = documents.starts[1];
+        if (second.pos == documents.starts[0].pos) {
+          const auto at = static_cast<std::size_t>(std::max(second.pos, 0));
+          errors_.push_back(At(second) + ": invalid YAML: unexpected " +
+                            (at < text.size() ? Quote(text.substr(at, 1)) : "end of input"));
+          return false;
+        }
+        errors_.push_back(At(documents.roots.size() > 1 ? documents.roots[1] : second) +
+                          ": only one YAML document is allowed");
+      }
+      root = YAML::Load(text);
     } catch (const YAML::Exception& e) {
       errors_.push_back(At(e.mark) + ": invalid YAML: " + e.msg);
       return false;
     }
-    if (documents.size() > 1) {
-      errors_.push_back(At(documents[1].Mark()) + ": only one YAML document is allowed");
-    }
-    if (documents.empty() || documents[0].IsNull()) return true;
-    const YAML::Node& root = documents[0];
+    if (root.IsNull()) return true;
     if (!root.IsMap()) {
       errors_.push_back(At(root.Mark()) + ": the top level must be a mapping of keys, not " +
                         std::string(KindName(root)));
@@ -652,7 +703,8 @@ class Loader {
     } else if (IsAllDigits(text)) {
       Error(path, "duration needs a unit, e.g. 30s");
     } else {
-      Error(path, "invalid duration " + Quote(text) + " (e.g. 500ms, 30s, 1m30s, 2h)");
+      Error(path,
+            "invalid duration " + Quote(text) + " (e.g. 500ms, 30s, 1m30s, 2h; at most 2562047h)");
     }
   }
 

@@ -27,7 +27,8 @@ std::optional<std::uint64_t> ReadNumber(std::string_view text, std::size_t& pos)
 }  // namespace
 
 std::optional<Duration> ParseDuration(std::string_view text) {
-  constexpr auto kMax = static_cast<std::uint64_t>(std::numeric_limits<Duration::rep>::max());
+  // Timers take nanoseconds: a longer duration would overflow on the way to any of them.
+  constexpr auto kMax = static_cast<std::uint64_t>(kMaxDuration.count());
   std::uint64_t total_ms = 0;
   std::size_t pos = 0;
   if (text.empty()) return std::nullopt;

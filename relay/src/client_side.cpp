@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "base64.hpp"
 #include "http_util.hpp"
 #include "router.hpp"
 
@@ -169,39 +170,6 @@ std::optional<ClientRoute> Match(std::string_view method, std::string_view path,
         RouteId::kMobilePing, Credential::kMobileKey, ClientRoute::kPing, false, {}, {}, {}};
   }
   return std::nullopt;
-}
-
-// base64url (or standard base64), padded or not; nullopt on any other character.
-std::optional<std::string> DecodeBase64(std::string_view text) {
-  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
-  std::string out;
-  out.reserve(text.size() * 3 / 4);
-  std::uint32_t bits = 0;
-  int count = 0;
-  for (char c : text) {
-    int value;
-    if (c >= 'A' && c <= 'Z') {
-      value = c - 'A';
-    } else if (c >= 'a' && c <= 'z') {
-      value = c - 'a' + 26;
-    } else if (c >= '0' && c <= '9') {
-      value = c - '0' + 52;
-    } else if (c == '-' || c == '+') {
-      value = 62;
-    } else if (c == '_' || c == '/') {
-      value = 63;
-    } else {
-      return std::nullopt;
-    }
-    bits = (bits << 6) | static_cast<std::uint32_t>(value);
-    count += 6;
-    if (count >= 8) {
-      count -= 8;
-      out.push_back(static_cast<char>((bits >> count) & 0xFF));
-    }
-  }
-  if (count >= 6) return std::nullopt;  // a lone trailing character cannot be valid
-  return out;
 }
 
 // `application/json`, with or without parameters, or no Content-Type at all (some official SDKs

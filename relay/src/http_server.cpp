@@ -1,5 +1,6 @@
 #include "http_server.hpp"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -77,11 +78,146 @@ class ConnectionSlot {
   std::shared_ptr<ServerShared> shared_;
 };
 
+// How long a refused client's remaining body is read and discarded before the connection closes.
+constexpr std::chrono::seconds kLingerTime{2};
+
 bool IsQuietError(const beast::error_code& ec) {
   return ec == net::error::operation_aborted || ec == net::error::eof ||
          ec == net::error::connection_reset || ec == net::error::broken_pipe ||
          ec == beast::error::timeout || ec == http::error::end_of_stream;
 }
+
+// ---- reading one request: shared by HttpSession and AnswerRawRequest -------------------------
+
+using RequestParser = http::request_parser<http::string_body>;
+
+// The read buffer's bound: a header may fill it up to maxHeaderBytes, plus room for what follows.
+std::size_t ReadBufferLimit(const config::ListenConfig& limits) {
+  return limits.max_header_bytes + 64 * 1024;
+}
+
+// Beast compares a Content-Length with the body limit as soon as the header is complete, before
+// the method is looked at: so the larger limit first, and the method's own in CheckHeader.
+void PrepareParser(RequestParser& parser, const config::ListenConfig& limits,
+                   std::size_t max_post_body_bytes) {
+  parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
+  parser.body_limit(std::max(limits.max_body_bytes, max_post_body_bytes));
+}
+
+// A request answered without the handler; the connection closes after the answer.
+struct Rejection {
+  unsigned status;
+  std::string message;
+};
+
+HttpResponse RejectionResponse(Rejection rejection) {
+  HttpResponse response;
+  response.status = rejection.status;
+  response.content_type = "text/plain; charset=utf-8";
+  response.body = std::make_shared<const std::string>(std::move(rejection.message) + "\n");
+  return response;
+}
+
+// Once the header is read, before the body: refuses a body the method does not take or one
+// over the method's limit, and sets that limit for a chunked body.
+std::optional<Rejection> CheckHeader(RequestParser& parser, const config::ListenConfig& limits,
+                                     std::size_t max_post_body_bytes) {
+  // Only methods that carry a body may send one: otherwise any client could make the relay
+  // hold maxBodyBytes per connection before a credential is even looked at.
+  const http::verb method = parser.get().method();
+  // RFC 9112 §6.3: a Transfer-Encoding whose last coding is not chunked leaves the length
+  // unknown; reading it as "no body" would take the body for the next request (smuggling).
+  if (parser.get().find(http::field::transfer_encoding) != parser.get().end() &&
+      !parser.chunked()) {
+    return Rejection{400, "unsupported Transfer-Encoding"};
+  }
+  const bool takes_body =
+      method == http::verb::post || method == http::verb::report || method == http::verb::put;
+  if (!takes_body && (parser.chunked() || parser.content_length().value_or(0) > 0)) {
+    return Rejection{413,
+                     "a " + std::string(parser.get().method_string()) + " request takes no body"};
+  }
+  // POSTs carry analytics events, which come in larger batches than REPORT contexts.
+  const std::size_t limit =
+      method == http::verb::post ? max_post_body_bytes : limits.max_body_bytes;
+  if (parser.content_length().value_or(0) > limit) return Rejection{413, "request body too large"};
+  parser.body_limit(limit);
+  return std::nullopt;
+}
+
+// What a failed read of a request becomes; nullopt when the connection just closes (the client
+// went away or went quiet).
+std::optional<Rejection> ReadFailure(const beast::error_code& ec) {
+  if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+    return Rejection{431, "request header too large"};
+  }
+  if (ec == http::error::body_limit) return Rejection{413, "request body too large"};
+  if (IsQuietError(ec)) return std::nullopt;
+  return Rejection{400, "malformed request: " + ec.message()};
+}
+
+// The handler's view of a parsed request; it points into `req`.
+HttpRequest ToHttpRequest(const http::request<http::string_body>& req) {
+  HttpRequest request;
+  request.method = std::string_view(req.method_string().data(), req.method_string().size());
+  request.target = std::string_view(req.target().data(), req.target().size());
+  auto header = [&req](http::field field) {
+    auto it = req.find(field);
+    return it == req.end() ? std::string_view()
+                           : std::string_view(it->value().data(), it->value().size());
+  };
+  request.authorization = header(http::field::authorization);
+  request.if_none_match = header(http::field::if_none_match);
+  request.accept_encoding = header(http::field::accept_encoding);
+  request.content_type = header(http::field::content_type);
+  request.origin = header(http::field::origin);
+  request.content_encoding = header(http::field::content_encoding);
+  request.user_agent = header(http::field::user_agent);
+  // Only events POSTs use them; SDK polls send them too and should not pay for the copy.
+  if (req.method() == http::verb::post) {
+    for (const auto& field : req) {
+      const std::string_view name(field.name_string().data(), field.name_string().size());
+      if (name.size() > 15 && beast::iequals(name.substr(0, 15), "x-launchdarkly-")) {
+        request.launchdarkly_headers.emplace_back(
+            name, std::string_view(field.value().data(), field.value().size()));
+      }
+    }
+  }
+  request.body = req.body();
+  return request;
+}
+
+// Bytes already received, read the way a session reads its socket; the end reads as the client
+// closing its side. For AnswerRawRequest.
+class BytesStream {
+ public:
+  explicit BytesStream(std::string_view bytes) : bytes_(bytes) {}
+
+  template <class MutableBuffers>
+  std::size_t read_some(const MutableBuffers& buffers, beast::error_code& ec) {
+    if (bytes_.empty()) {
+      ec = net::error::eof;
+      return 0;
+    }
+    ec = {};
+    const std::size_t n = net::buffer_copy(buffers, net::buffer(bytes_.data(), bytes_.size()));
+    bytes_.remove_prefix(n);
+    return n;
+  }
+  // Beast's SyncReadStream concept wants the throwing overload too; only the one above is used.
+  template <class MutableBuffers>
+  std::size_t read_some(const MutableBuffers& buffers) {
+    beast::error_code ec;
+    const std::size_t n = read_some(buffers, ec);
+    if (ec) throw beast::system_error(ec);
+    return n;
+  }
+
+  [[nodiscard]] std::size_t unread() const { return bytes_.size(); }
+
+ private:
+  std::string_view bytes_;
+};
 
 // An SDK stream: a chunked text/event-stream response that lives until the client goes away, the
 // relay shuts down, or the client falls behind its queue bound.
@@ -314,7 +450,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
       : stream_(std::forward<Args>(stream_args)...),
         slot_(std::move(slot)),
         limits_(slot_.shared().limits),
-        buffer_(limits_.max_header_bytes + 64 * 1024) {}
+        buffer_(ReadBufferLimit(limits_)) {}
 
   void Run() {
     net::dispatch(Lowest().get_executor(), [self = shared_from_this()] {
@@ -341,8 +477,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
       return;
     }
     // Between requests, wait for the first byte with the (longer) idle timeout; the header
-    // timeout starts when a request begins, which is what stops slowloris clients.
-    Lowest().expires_after(limits_.idle_timeout);
+    // timeout starts when a request begins, which is what stops slowloris clients. A new
+    // connection gets the header timeout from the start: a client that connects and says
+    // nothing would otherwise hold one of maxConnections slots for the idle timeout.
+    Lowest().expires_after(served_any_ ? limits_.idle_timeout : limits_.header_timeout);
     stream_.async_read_some(buffer_.prepare(4096),
                             [self = shared_from_this()](beast::error_code ec, std::size_t n) {
                               if (ec) return self->Close();
@@ -353,8 +491,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
 
   void DoReadRequest() {
     parser_.emplace();
-    parser_->header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
-    parser_->body_limit(limits_.max_body_bytes);  // Beast checks Content-Length against it at once
+    PrepareParser(*parser_, limits_, slot_.shared().max_post_body_bytes);
     Lowest().expires_after(limits_.header_timeout);
     http::async_read_header(
         stream_, buffer_, *parser_,
@@ -363,59 +500,20 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
 
   void OnHeader(beast::error_code ec, std::size_t) {
     if (ec) return OnRead(ec, 0);
-    // Only methods that carry a body may send one: otherwise any client could make the relay
-    // hold maxBodyBytes per connection before a credential is even looked at.
-    const http::verb method = parser_->get().method();
-    const bool takes_body =
-        method == http::verb::post || method == http::verb::report || method == http::verb::put;
-    if (!takes_body && (parser_->chunked() || parser_->content_length().value_or(0) > 0)) {
-      return Reject(413,
-                    "a " + std::string(parser_->get().method_string()) + " request takes no body");
+    if (auto rejection = CheckHeader(*parser_, limits_, slot_.shared().max_post_body_bytes)) {
+      return Reject(std::move(*rejection));
     }
-    // POSTs carry analytics events, which come in larger batches than REPORT contexts.
-    if (method == http::verb::post) parser_->body_limit(slot_.shared().max_post_body_bytes);
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&HttpSession<Stream>::OnRead, shared_from_this()));
   }
 
   void OnRead(beast::error_code ec, std::size_t) {
-    if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
-      return Reject(431, "request header too large");
-    }
-    if (ec == http::error::body_limit) return Reject(413, "request body too large");
     if (ec) {
-      if (IsQuietError(ec)) return Close();
-      return Reject(400, "malformed request: " + ec.message());
+      if (auto rejection = ReadFailure(ec)) return Reject(std::move(*rejection));
+      return Close();
     }
     const auto& req = parser_->get();
-    HttpRequest request;
-    request.method = std::string_view(req.method_string().data(), req.method_string().size());
-    request.target = std::string_view(req.target().data(), req.target().size());
-    auto header = [&req](http::field field) {
-      auto it = req.find(field);
-      return it == req.end() ? std::string_view()
-                             : std::string_view(it->value().data(), it->value().size());
-    };
-    request.authorization = header(http::field::authorization);
-    request.if_none_match = header(http::field::if_none_match);
-    request.accept_encoding = header(http::field::accept_encoding);
-    request.content_type = header(http::field::content_type);
-    request.origin = header(http::field::origin);
-    request.content_encoding = header(http::field::content_encoding);
-    request.user_agent = header(http::field::user_agent);
-    // Only events POSTs use them; SDK polls send them too and should not pay for the copy.
-    if (req.method() == http::verb::post) {
-      for (const auto& field : req) {
-        const std::string_view name(field.name_string().data(), field.name_string().size());
-        if (name.size() > 15 && beast::iequals(name.substr(0, 15), "x-launchdarkly-")) {
-          request.launchdarkly_headers.emplace_back(
-              name, std::string_view(field.value().data(), field.value().size()));
-        }
-      }
-    }
-    request.body = req.body();
-
-    HttpResponse response = slot_.shared().handler(request);
+    HttpResponse response = slot_.shared().handler(ToHttpRequest(req));
     if (response.stream_env != nullptr) {
       auto sse = std::make_shared<SseSession<Stream>>(
           std::move(stream_), std::move(slot_), *response.stream_env, response.stream_kind,
@@ -426,12 +524,28 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     Write(std::move(response), req.keep_alive(), req.version());
   }
 
-  void Reject(unsigned status, std::string message) {
-    HttpResponse response;
-    response.status = status;
-    response.content_type = "text/plain; charset=utf-8";
-    response.body = std::make_shared<const std::string>(std::move(message) + "\n");
-    Write(std::move(response), false, 11);
+  void Reject(Rejection rejection) {
+    linger_ = true;
+    Write(RejectionResponse(std::move(rejection)), false, 11);
+  }
+
+  // RFC 9112 §9.6: after refusing a request whose body may still be arriving, stop sending but
+  // read (and discard) for a bounded time, so that the client is not reset before it has read
+  // the answer.
+  void Linger() {
+    beast::error_code ignored;
+    Lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    Lowest().expires_after(kLingerTime);
+    DiscardSome();
+  }
+
+  void DiscardSome() {
+    buffer_.clear();
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              if (ec) return self->Close();
+                              self->DiscardSome();
+                            });
   }
 
   void Write(HttpResponse response, bool keep_alive, unsigned version) {
@@ -450,7 +564,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     Lowest().expires_after(slot_.shared().streams.write_timeout);
     http::async_write(stream_, res_,
                       [self = shared_from_this(), keep_alive](beast::error_code ec, std::size_t) {
+                        // TLS has no half-close: a refused TLS client just gets the close.
+                        if constexpr (std::is_same_v<Stream, PlainStream>) {
+                          if (!ec && self->linger_) return self->Linger();
+                        }
                         if (ec || !keep_alive) return self->Close();
+                        self->served_any_ = true;
                         self->body_.reset();
                         self->DoRead();
                       });
@@ -469,6 +588,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::span_body<const char>> res_;
   protocol::SharedBytes body_;  // keeps the (possibly shared, cached) body alive while writing
+  bool served_any_ = false;     // a request was answered: the connection may idle between requests
+  bool linger_ = false;         // a refusal: drain the client's body before closing
 };
 
 }  // namespace
@@ -564,6 +685,36 @@ std::string HttpServer::Listen(const std::string& host, std::uint16_t port) {
     return "listen: " + ec.message();
   impl_->DoAccept();
   return {};
+}
+
+std::optional<HttpResponse> AnswerRawRequest(std::string_view bytes,
+                                             const config::ListenConfig& limits,
+                                             std::size_t max_post_body_bytes,
+                                             const HttpServer::Handler& handler,
+                                             std::size_t* consumed) {
+  if (consumed != nullptr) *consumed = 0;
+  BytesStream stream(bytes);
+  beast::flat_buffer buffer(ReadBufferLimit(limits));
+  RequestParser parser;
+  PrepareParser(parser, limits, max_post_body_bytes);
+  beast::error_code ec;
+  http::read_header(stream, buffer, parser, ec);
+  if (!ec) {
+    if (auto rejection = CheckHeader(parser, limits, max_post_body_bytes)) {
+      return RejectionResponse(std::move(*rejection));
+    }
+    http::read(stream, buffer, parser, ec);
+  }
+  if (ec) {
+    if (auto rejection = ReadFailure(ec)) return RejectionResponse(std::move(*rejection));
+    return std::nullopt;
+  }
+  const auto& req = parser.get();
+  HttpResponse response = handler(ToHttpRequest(req));
+  if (consumed != nullptr && req.keep_alive() && response.stream_env == nullptr) {
+    *consumed = bytes.size() - stream.unread() - buffer.size();
+  }
+  return response;
 }
 
 void HttpServer::Stop() {

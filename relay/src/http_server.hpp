@@ -11,7 +11,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "flagrelay/config/config.hpp"
 #include "flagrelay/metrics/metrics.hpp"
@@ -49,5 +51,16 @@ class HttpServer {
   struct Impl;
   std::shared_ptr<Impl> impl_;
 };
+
+/// Answers one request read from `bytes` as a connection of a server with these limits would:
+/// the same parser bounds, the same checks before the body, the same 400/413/431 refusals, then
+/// `handler`. No sockets: for fuzzing and tests. Nullopt when the server would close without an
+/// answer (no request at all). `consumed`, if given, is set to the bytes the request took when the
+/// connection would go on to read another (keep-alive, not a stream), else 0.
+[[nodiscard]] std::optional<HttpResponse> AnswerRawRequest(std::string_view bytes,
+                                                           const config::ListenConfig& limits,
+                                                           std::size_t max_post_body_bytes,
+                                                           const HttpServer::Handler& handler,
+                                                           std::size_t* consumed = nullptr);
 
 }  // namespace flagrelay::relay

@@ -12,6 +12,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/url/parse.hpp>
 
+#include "base64.hpp"
+
 namespace flagrelay::relay {
 
 namespace beast = boost::beast;
@@ -28,36 +30,6 @@ bool IsIpLiteral(const std::string& host) {
   boost::system::error_code ec;
   net::ip::make_address(host, ec);
   return !ec;
-}
-
-std::string Base64(std::string_view in) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const unsigned n = (static_cast<unsigned char>(in[i]) << 16) |
-                       (static_cast<unsigned char>(in[i + 1]) << 8) |
-                       static_cast<unsigned char>(in[i + 2]);
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += kAlphabet[(n >> 6) & 63];
-    out += kAlphabet[n & 63];
-  }
-  if (i + 1 == in.size()) {
-    const unsigned n = static_cast<unsigned char>(in[i]) << 16;
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == in.size()) {
-    const unsigned n =
-        (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += kAlphabet[(n >> 6) & 63];
-    out += '=';
-  }
-  return out;
 }
 
 // NO_PROXY semantics as curl and Go implement them: `*` matches everything; an entry matches the
@@ -98,8 +70,8 @@ std::optional<ProxyTarget> ParseProxy(const std::string& url) {
   proxy.host = parsed->host_address();
   proxy.port = parsed->has_port() ? std::string(parsed->port()) : "80";
   if (parsed->has_userinfo()) {
-    proxy.authorization =
-        "Basic " + Base64(std::string(parsed->user()) + ":" + std::string(parsed->password()));
+    proxy.authorization = "Basic " + EncodeBase64(std::string(parsed->user()) + ":" +
+                                                  std::string(parsed->password()));
   }
   return proxy;
 }

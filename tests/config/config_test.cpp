@@ -111,6 +111,19 @@ TEST(ConfigDuration, ParsesUnitsAndCombinations) {
   EXPECT_EQ(ParseDuration("0s"), milliseconds(0));
 }
 
+// Found by fuzz_config: longer durations were accepted, and overflowed when converted to a
+// timer's nanoseconds (the timer then fired at a garbage time).
+TEST(ConfigDuration, AtMostWhatATimerHolds) {
+  EXPECT_EQ(ParseDuration("2562047h47m16s854ms"), kMaxDuration);
+  EXPECT_EQ(kMaxDuration, milliseconds(9223372036854));
+  for (const char* too_long : {"2562047h47m16s855ms", "2562048h", "9223372036854776s"}) {
+    EXPECT_EQ(ParseDuration(too_long), std::nullopt) << too_long;
+  }
+  EXPECT_THAT(Load(kEnvs + "listen:\n  idleTimeout: 3000000h\n").errors,
+              ElementsAre(AllOf(StartsWith("relay.yaml:5:"), HasSubstr("listen.idleTimeout"),
+                                HasSubstr("at most 2562047h"))));
+}
+
 TEST(ConfigDuration, RejectsBareNumbersAndGarbage) {
   for (std::string_view bad :
        {"", "30", "0", "s", "ms", "1.5s", "-1s", "30 s", " 30s", "1d", "1m30", "30S", "1m 30s",
@@ -570,6 +583,19 @@ TEST(ConfigErrors, YamlSyntaxErrorIsOneErrorWithPosition) {
   const LoadResult tabs = Load("listen:\n  port: 1\n bad: [\n");
   ASSERT_THAT(tabs.errors, SizeIs(1));
   EXPECT_THAT(tabs.errors[0], StartsWith("relay.yaml:3:"));
+}
+
+// Found by fuzz_config: yaml-cpp's LoadAll never returns on these (a stray ',' where a node
+// should start), filling memory with empty documents.
+TEST(ConfigErrors, StrayCommaIsAnErrorNotAHang) {
+  for (const std::string_view yaml : {std::string_view(","), std::string_view(",!!"),
+                                      std::string_view("\0,!!", 4), std::string_view("  ,\n")}) {
+    const LoadResult result = Load(yaml);
+    ASSERT_THAT(result.errors, SizeIs(1)) << yaml;
+    EXPECT_THAT(result.errors[0], StartsWith("relay.yaml:1:")) << yaml;
+    EXPECT_THAT(result.errors[0], HasSubstr(": invalid YAML: ")) << yaml;
+    EXPECT_FALSE(result.config.has_value());
+  }
 }
 
 TEST(ConfigErrors, MultipleDocumentsAreRejected) {

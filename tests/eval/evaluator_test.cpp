@@ -218,6 +218,17 @@ TEST(Tracking, DebugEventsUntilDateOnlyWhenNonZero) {
   }
 }
 
+// Found by fuzz_items: a date past 64-bit milliseconds was converted with undefined behaviour.
+TEST(Tracking, DebugEventsUntilDateBeyondItsRangeIsTheLastOne) {
+  for (const char* date : {"18446744073709551616", "2e60", "1.7976931348623157e308"}) {
+    EXPECT_TRUE(SameJson(
+        EvalOne(Flag(std::string(R"({"debugEventsUntilDate":)") + date + "}"), kUserU, false),
+        R"({"value":"a","variation":0,"version":1,)"
+        R"("debugEventsUntilDate":18446744073709551615})"))
+        << date;
+  }
+}
+
 TEST(Tracking, LegacyTrackEventsFallthroughIsAnExperiment) {
   // Go's isExperiment: trackEventsFallthrough on a FALLTHROUGH result (and a matched rule's
   // trackEvents) make the result "experiment": trackEvents, trackReason and the reason are served.

@@ -82,6 +82,25 @@ TEST(ParseStreamEvent, MalformedInputIsAnErrorNotACrash) {
   }
 }
 
+// Found by fuzz_sse: Boost.JSON reads 1e400 as infinity and writes it back as `Infinity`, so the
+// item was kept and every body serving it was not JSON.
+TEST(ParseStreamEvent, NumbersBeyondADoubleAreRefused) {
+  for (const std::string number : {"1e400", "-1e400", "1e99999"}) {
+    auto patch = ParseStreamEvent("patch", R"({"path":"/flags/x","data":{"key":"x","version":1,)"
+                                           R"("variations":[)" +
+                                               number + "]}}");
+    ASSERT_FALSE(patch.has_value()) << number;
+    EXPECT_EQ(patch.error().message, "invalid JSON: a number is out of range");
+    EXPECT_FALSE(ParseItem("x", R"({"rules":[{"clauses":[{"values":[)" + number + "]}]}]}"))
+        << number;
+    EXPECT_FALSE(ParseAllData(R"({"segments":{"s":{"weight":)" + number + "}}}")) << number;
+  }
+  // The largest doubles and the smallest (rounding to zero) are fine.
+  auto item = ParseItem("x", R"({"a":1.7976931348623157e308,"b":-1e308,"c":1e-400})");
+  ASSERT_TRUE(item.has_value()) << item.error().message;
+  EXPECT_TRUE(ParseItem("x", (*item)->json).has_value()) << (*item)->json;
+}
+
 TEST(ItemSet, VersionRules) {
   ItemSet set = ItemSet::FromUnsorted({Flag("a", 5)});
   EXPECT_FALSE(set.WithNewer(Flag("a", 5)).has_value()) << "equal version is not newer";

@@ -95,6 +95,31 @@ TEST(SseParser, FieldDetails) {
   EXPECT_EQ(c.events[2].data, " two") << "only one leading space is stripped";
 }
 
+// Found by fuzz_sse: a BOM split across the first chunks was kept, so the first field name
+// carried it and the first event (the upstream's `put`) lost its name.
+TEST(SseParser, BomSplitAcrossChunks) {
+  // Without kStream's opening comment, which would absorb a stray byte.
+  const std::string stream = "\xEF\xBB\xBF" + std::string(kStream.substr(kStream.find('\n') + 1));
+  for (std::size_t split = 1; split < 3; ++split) {
+    Collector c;
+    ASSERT_TRUE(c.parser.Feed(std::string_view(stream).substr(0, split)));
+    ASSERT_TRUE(c.parser.Feed(std::string_view(stream).substr(split)));
+    ExpectStandardEvents(c.events);
+  }
+  Collector c;
+  for (char ch : stream) ASSERT_TRUE(c.parser.Feed(std::string_view(&ch, 1)));
+  ExpectStandardEvents(c.events);
+}
+
+TEST(SseParser, BomPrefixThatIsNotABomIsKept) {
+  Collector c;
+  ASSERT_TRUE(c.parser.Feed("\xEF"));
+  ASSERT_TRUE(c.parser.Feed("\xBB"));
+  ASSERT_TRUE(c.parser.Feed("data: x\n\ndata: y\n\n"));
+  ASSERT_EQ(c.events.size(), 1u) << "'\\xEF\\xBBdata' is an unknown field";
+  EXPECT_EQ(c.events[0].data, "y");
+}
+
 TEST(SseParser, IncompleteEventIsNotDispatched) {
   Collector c;
   ASSERT_TRUE(c.parser.Feed("event: put\ndata: {}\n"));

@@ -8,6 +8,7 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <limits>
 
 #include <boost/json/parse.hpp>
 
@@ -621,8 +622,13 @@ std::shared_ptr<const Flag> CompileFlag(const protocol::ItemPtr& item, Symbols& 
   PrepareResults(*flag, in.Array("variations"));
   flag->track_events = in.Bool("trackEvents");
   flag->track_events_fallthrough = in.Bool("trackEventsFallthrough");
-  if (auto until = in.Number("debugEventsUntilDate"); until && *until > 0)
-    flag->debug_events_until_date = static_cast<std::uint64_t>(*until);
+  // Epoch milliseconds as an unsigned 64-bit number (Go's ldtime.UnixMillisecondTime): a later
+  // date means "for ever", and converting it unchecked would be undefined behaviour.
+  if (auto until = in.Number("debugEventsUntilDate"); until && *until > 0) {
+    constexpr double kPastLast = 18446744073709551616.0;  // 2^64
+    flag->debug_events_until_date = *until < kPastLast ? static_cast<std::uint64_t>(*until)
+                                                       : std::numeric_limits<std::uint64_t>::max();
+  }
   flag->malformed = bad;
   return flag;
 }

@@ -13,12 +13,31 @@ namespace {
 
 ParseError Error(std::string message) { return ParseError{std::move(message)}; }
 
+// Boost.JSON reads a number beyond a double's range (1e400) as infinity, and would write it back
+// as `Infinity`, which is not JSON: one such value would make every body the item is served in
+// unparsable for SDKs. Go's decoder (ld-relay's) refuses these numbers too.
+bool NumbersAreFinite(const json::value& value) {
+  switch (value.kind()) {
+    case json::kind::double_:
+      return std::isfinite(value.get_double());
+    case json::kind::array:
+      return std::all_of(value.get_array().begin(), value.get_array().end(), NumbersAreFinite);
+    case json::kind::object:
+      return std::all_of(
+          value.get_object().begin(), value.get_object().end(),
+          [](const json::key_value_pair& member) { return NumbersAreFinite(member.value()); });
+    default:
+      return true;
+  }
+}
+
 Result<json::value> ParseJson(std::string_view text) {
   json::parse_options options;
   options.max_depth = 64;
   boost::system::error_code ec;
   json::value value = json::parse(json::string_view(text.data(), text.size()), ec, {}, options);
   if (ec) return Error("invalid JSON: " + ec.message());
+  if (!NumbersAreFinite(value)) return Error("invalid JSON: a number is out of range");
   return value;
 }
 

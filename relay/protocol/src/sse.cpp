@@ -1,5 +1,6 @@
 #include "flagrelay/protocol/sse.hpp"
 
+#include <algorithm>
 #include <utility>
 
 namespace flagrelay::protocol {
@@ -18,12 +19,23 @@ void SseParser::Reset() {
 
 bool SseParser::Feed(std::string_view chunk) {
   if (failed_) return false;
-  if (at_stream_start_ && !chunk.empty()) {
-    // A UTF-8 BOM may open the stream; it can arrive split across chunks, so only strip it whole.
+  if (at_stream_start_) {
+    // A UTF-8 BOM may open the stream, and may arrive split across chunks like any other bytes:
+    // hold back the first bytes until they are a whole BOM (dropped) or cannot be one.
     constexpr std::string_view kBom = "\xEF\xBB\xBF";
-    if (chunk.starts_with(kBom)) chunk.remove_prefix(kBom.size());
+    const std::size_t take = std::min(chunk.size(), kBom.size() - line_.size());
+    line_.append(chunk.substr(0, take));
+    chunk.remove_prefix(take);
+    if (line_.size() < kBom.size() && kBom.starts_with(line_)) return true;  // more to come
     at_stream_start_ = false;
+    std::string head = std::exchange(line_, std::string());
+    if (head == kBom) head.clear();
+    if (!FeedLines(head)) return false;
   }
+  return FeedLines(chunk);
+}
+
+bool SseParser::FeedLines(std::string_view chunk) {
   std::size_t pos = 0;
   while (pos < chunk.size()) {
     if (skip_lf_) {

@@ -204,7 +204,13 @@ struct LoadResult {
 [[nodiscard]] LoadResult LoadString(std::string_view yaml, std::string_view source_name,
                                     const EnvVars& env);
 
-/// Parses `500ms`, `30s`, `1m`, `1h`, `1m30s`; nullopt on anything else (a bare number included).
+/// The longest duration a timer can take (steady_clock counts nanoseconds): 2562047h47m16.854s,
+/// the same bound as Go's time.Duration and so ld-relay's.
+inline constexpr Duration kMaxDuration =
+    std::chrono::duration_cast<Duration>(std::chrono::steady_clock::duration::max());
+
+/// Parses `500ms`, `30s`, `1m`, `1h`, `1m30s`; nullopt on anything else (a bare number included)
+/// and beyond kMaxDuration.
 [[nodiscard]] std::optional<Duration> ParseDuration(std::string_view text);
 /// Parses `1024`, `64KiB`, `8MiB`, `1GiB` (also KB/MB/GB as powers of 1000); nullopt otherwise.
 [[nodiscard]] std::optional<std::size_t> ParseSize(std::string_view text);

@@ -32,6 +32,7 @@ class SseParser {
   [[nodiscard]] bool failed() const { return failed_; }
 
  private:
+  bool FeedLines(std::string_view chunk);  // Feed, once past a leading BOM
   void ProcessLine(std::string_view line);
   void Dispatch();
 

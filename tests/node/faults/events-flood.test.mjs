@@ -41,6 +41,9 @@ faultTest('an event flood in one environment delays no flag change and no other 
   const flag = makeFlag('shared-flag', 1, 'v1');
   const up = await s.upstream({ sdkKey: KEYS.prod, flags: byKey(flag), environments: { [KEYS.staging]: { flags: byKey(flag) } } });
   const relay = await s.relay({
+    // No cache: a flag change waits for its LMDB commit (fsync), and on a shared CI disk an fsync
+    // alone can take hundreds of milliseconds; this test measures what the flood costs.
+    cacheDir: null,
     upstreamUrl: up.url,
     environments: {
       prod: { sdkKey: KEYS.prod, events: { rateLimit: RATE_LIMIT, rateBurst: RATE_LIMIT } },

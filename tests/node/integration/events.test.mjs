@@ -249,7 +249,8 @@ relayTest('events: SIGHUP switches an environment\'s events live, keeps SDK stre
 
   relay.reload({ environments: { prod: { events: { enabled: false } } } });
   await waitFor(async () => (await status(relay)).events.state === 'disabled', { what: '/status events.state disabled' });
-  assert.match(relay.output(), /environment prod: events now off/);
+  // The log line follows the switch: wait for it rather than race the output pipe.
+  await waitFor(() => /environment prod: events now off/.test(relay.output()), { what: 'the reload logged' });
   assert.equal((await post(2, 'off')).status, 202, 'switched off: still 202');
   await waitFor(async () => (await metric(relay, 'flagrelay_events_dropped_total', { reason: 'disabled' })) === 2, { what: 'dropped{disabled} 2' });
   assert.equal(await metric(relay, 'flagrelay_events_forwarding'), 0);

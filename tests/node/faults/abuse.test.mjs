@@ -11,7 +11,7 @@ import { httpRequest, sleep, waitFor } from '../support/http.mjs';
 import { scrape, sampleSum } from '../support/prom.mjs';
 import { startFakeEvents } from '../support/fake-events.mjs';
 import { b64url } from '../support/contexts.mjs';
-import { faultTest, report, rssKiB, SLACK_MS } from '../support/faults.mjs';
+import { faultTest, report, rssKiB, sanitized, SLACK_MS } from '../support/faults.mjs';
 
 const A = `Authorization: ${KEYS.prod}\r\n`;
 
@@ -661,7 +661,8 @@ faultTest('pipelining flood: 1,000 requests in one write, read slowly — answer
   assert.equal(keys.length, N, `all ${N} pipelined requests answered (connection closed: ${c.closedAt !== null}, ${c.error ?? ''})`);
   const wrong = keys.findIndex((k, i) => k !== `big-${i % FLAGS}`);
   assert.equal(wrong, -1, `answer ${wrong} out of order: ${keys[wrong]}`);
-  assert.ok(maxRss - rss0 < 16 * 1024, `relay RSS grew ${maxRss - rss0} KiB while ${N} answers (~${Math.round((N * ITEM_BYTES) / 1048576)} MiB) were due to a slow reader`);
+  // Memory bounds hold for a plain build; a sanitizer's allocator keeps freed memory on purpose.
+  if (!sanitized(relay.pid)) assert.ok(maxRss - rss0 < 16 * 1024, `relay RSS grew ${maxRss - rss0} KiB while ${N} answers (~${Math.round((N * ITEM_BYTES) / 1048576)} MiB) were due to a slow reader`);
   await assertStillServing(s, relay, 'big-0', 'after the pipelining flood');
 }, { timeout: 40000 });
 
@@ -707,7 +708,7 @@ faultTest('50 SSE clients that never read, ~5 MB of large patches: each is disco
   report(t, s, `stalled readers: ${slow}/${STALLED} cut after ${pushedMiB.toFixed(1)} MiB of patches, in`, Date.now() - t0);
   report(t, s, 'stalled readers: relay RSS before / max', `${rss0} / ${maxRss}`, 'KiB');
   assert.equal(slow, STALLED, `flagrelay_sdk_stream_slow_disconnects_total{env="prod"} rose by ${slow}, expected ${STALLED} after ${pushedMiB.toFixed(1)} MiB`);
-  assert.ok(maxRss - rss0 < 30 * 1024, `relay RSS grew ${maxRss - rss0} KiB with ${STALLED} stalled readers`);
+  if (!sanitized(relay.pid)) assert.ok(maxRss - rss0 < 30 * 1024, `relay RSS grew ${maxRss - rss0} KiB with ${STALLED} stalled readers`);
   await waitFor(async () => sampleSum(await metricsOf(relay), 'flagrelay_sdk_streams', { env: 'prod' }) === 1,
     { timeoutMs: 3000, what: 'flagrelay_sdk_streams{env="prod"} back to the healthy reader' });
   // The stalled sockets really are closed: once read, each stream ends.

@@ -156,6 +156,14 @@ export function cpuSeconds(pid) {
   return (utime + stime) / 100;
 }
 
+/**
+ * Whether the process runs under a sanitizer (ASan, TSan): their allocators keep freed memory in a
+ * quarantine and add shadow memory, so RSS says nothing about what the relay itself holds.
+ */
+export function sanitized(pid) {
+  return /lib(asan|tsan)\.so/.test(fs.readFileSync(`/proc/${pid}/maps`, 'utf8'));
+}
+
 export function rssKiB(pid) {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);

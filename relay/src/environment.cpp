@@ -9,11 +9,15 @@ namespace flagrelay::relay {
 
 namespace {
 
+FrameBatch Batch(protocol::SharedBytes frame) {
+  return std::make_shared<const std::vector<protocol::SharedBytes>>(1, std::move(frame));
+}
+
 // ld-relay's client ping: the data is one space, so that the `data:` line is not empty.
-const protocol::SharedBytes& PingFrame() {
-  static const auto frame =
-      std::make_shared<const std::string>(protocol::EncodeSseEvent("ping", " "));
-  return frame;
+const FrameBatch& PingBatch() {
+  static const FrameBatch batch =
+      Batch(std::make_shared<const std::string>(protocol::EncodeSseEvent("ping", " ")));
+  return batch;
 }
 
 using protocol::DataSource;
@@ -368,10 +372,22 @@ void Environment::Publish(const Change& change) {
   metrics_.snapshot_segments->Set(static_cast<double>(snap.segments().live_count()));
   metrics_.SetDataSource(Label(snap.source()));
 
-  std::vector<protocol::ChangeFrames> frames;
-  frames.reserve(change.items.size());
-  for (const auto& [kind, item] : change.items)
-    frames.push_back(protocol::EncodeChange(kind, *item));
+  // Encoded once, shared by every stream of a kind.
+  FrameBatch all, flags;
+  if (change.replace_all) {
+    all = Batch(snap.PutFrameAll());
+    flags = Batch(snap.PutFrameFlags());
+  } else {
+    std::vector<protocol::SharedBytes> all_frames, flag_frames;
+    all_frames.reserve(change.items.size());
+    for (const auto& [kind, item] : change.items) {
+      protocol::ChangeFrames frames = protocol::EncodeChange(kind, *item);
+      all_frames.push_back(std::move(frames.all));
+      if (frames.flags) flag_frames.push_back(std::move(frames.flags));
+    }
+    all = std::make_shared<const std::vector<protocol::SharedBytes>>(std::move(all_frames));
+    flags = std::make_shared<const std::vector<protocol::SharedBytes>>(std::move(flag_frames));
+  }
 
   std::unique_lock lock(mutex_);
   current_.store(change.snapshot);
@@ -385,19 +401,10 @@ void Environment::Publish(const Change& change) {
       return false;
     }
     if (entry.kind == StreamKind::kPing) {
-      subscriber->Send(PingFrame());
-      return false;
-    }
-    if (change.replace_all) {
-      subscriber->Send(entry.kind == StreamKind::kAll ? snap.PutFrameAll() : snap.PutFrameFlags());
-      return false;
-    }
-    for (const auto& frame : frames) {
-      if (entry.kind == StreamKind::kAll) {
-        subscriber->Send(frame.all);
-      } else if (frame.flags) {
-        subscriber->Send(frame.flags);
-      }
+      subscriber->Send(PingBatch());
+    } else if (const FrameBatch& batch = entry.kind == StreamKind::kAll ? all : flags;
+               !batch->empty()) {
+      subscriber->Send(batch);
     }
     return false;
   });
@@ -460,16 +467,16 @@ void Environment::Subscribe(const std::shared_ptr<Subscriber>& subscriber, Strea
   if (auto snap = current_.load()) {
     switch (kind) {
       case StreamKind::kAll:
-        subscriber->Send(snap->PutFrameAll());
+        subscriber->Send(Batch(snap->PutFrameAll()));
         break;
       case StreamKind::kFlags:
-        subscriber->Send(snap->PutFrameFlags());
+        subscriber->Send(Batch(snap->PutFrameFlags()));
         break;
       case StreamKind::kEvaluated:
         subscriber->DataChanged();
         break;
       case StreamKind::kPing:
-        subscriber->Send(PingFrame());
+        subscriber->Send(PingBatch());
         break;
     }
   }
@@ -484,7 +491,8 @@ void Environment::Subscribe(const std::shared_ptr<Subscriber>& subscriber, Strea
 }
 
 void Environment::Heartbeat() {
-  static const auto kHeartbeat = std::make_shared<const std::string>(protocol::kSseHeartbeat);
+  static const FrameBatch kHeartbeat =
+      Batch(std::make_shared<const std::string>(protocol::kSseHeartbeat));
   std::lock_guard lock(mutex_);
   std::erase_if(subscribers_, [](const Subscription& entry) {
     auto subscriber = entry.subscriber.lock();

@@ -35,13 +35,17 @@ namespace flagrelay::relay {
 /// context (`/eval`, `/meval`) or bare `ping`s (`/ping`, `/mping`).
 enum class StreamKind { kAll, kFlags, kEvaluated, kPing };
 
+/// The SSE frames of one change, in order, shared by every stream of a kind: a change costs one
+/// pointer per stream, not a copy.
+using FrameBatch = std::shared_ptr<const std::vector<protocol::SharedBytes>>;
+
 /// An SDK stream as the environment sees it.
 class Subscriber {
  public:
   virtual ~Subscriber() = default;
-  /// Queues `frame`. Called with the environment's lock held: must not block and must not call
+  /// Queues `frames`. Called with the environment's lock held: must not block and must not call
   /// back into the environment.
-  virtual void Send(const protocol::SharedBytes& frame) = 0;
+  virtual void Send(const FrameBatch& frames) = 0;
   /// kEvaluated streams: the data changed (or, on subscribe, exists); re-evaluate later, off this
   /// call. Same constraints as Send.
   virtual void DataChanged() {}

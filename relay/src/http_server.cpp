@@ -5,9 +5,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <deque>
+#include <mutex>
 #include <optional>
 #include <random>
+#include <vector>
 
 #include <openssl/ssl.h>
 #include <boost/asio/dispatch.hpp>
@@ -15,11 +16,11 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/container/devector.hpp>
 
 #include "log.hpp"
 
@@ -34,6 +35,65 @@ using PlainStream = beast::tcp_stream;
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 namespace {
+
+// What a stream's I/O thread runs for it: the frames the publishing thread handed over.
+class InboxSink {
+ public:
+  virtual ~InboxSink() = default;
+  virtual void Deliver(const FrameBatch& frames) = 0;
+};
+
+// Hands frames from the thread that publishes changes to the streams of one I/O thread: a
+// change to 10,000 streams costs one post per I/O thread, not one per stream. Streams get their
+// batches in the order they were pushed. Memory is bounded by the streams' own bounds: a stream
+// with maxQueueEvents batches still waiting here is cut (see SseSession::Send).
+class StreamInbox : public std::enable_shared_from_this<StreamInbox> {
+ public:
+  explicit StreamInbox(net::io_context& io) : io_(io) {}
+
+  void Push(std::shared_ptr<InboxSink> sink, FrameBatch frames) {
+    std::lock_guard lock(mutex_);
+    pending_.emplace_back(std::move(sink), std::move(frames));
+    if (scheduled_) return;
+    scheduled_ = true;
+    net::post(io_, [self = shared_from_this()] { self->Drain(); });
+  }
+
+ private:
+  // Delivers in slices so that accepts and requests on this thread are not held up by a large
+  // fan-out; what was pushed meanwhile waits for the next drain.
+  void Drain() {
+    constexpr std::size_t kSlice = 2048;
+    if (next_ == draining_.size()) {
+      draining_.clear();
+      next_ = 0;
+      std::lock_guard lock(mutex_);
+      draining_.swap(pending_);
+    }
+    const std::size_t end = std::min(draining_.size(), next_ + kSlice);
+    for (; next_ < end; ++next_) {
+      auto [sink, frames] = std::move(draining_[next_]);
+      sink->Deliver(frames);
+    }
+    if (next_ < draining_.size()) {
+      net::post(io_, [self = shared_from_this()] { self->Drain(); });
+      return;
+    }
+    std::lock_guard lock(mutex_);
+    if (pending_.empty()) {
+      scheduled_ = false;
+    } else {
+      net::post(io_, [self = shared_from_this()] { self->Drain(); });
+    }
+  }
+
+  net::io_context& io_;
+  std::mutex mutex_;
+  std::vector<std::pair<std::shared_ptr<InboxSink>, FrameBatch>> pending_;   // guarded
+  bool scheduled_ = false;                                                   // guarded
+  std::vector<std::pair<std::shared_ptr<InboxSink>, FrameBatch>> draining_;  // I/O thread only
+  std::size_t next_ = 0;
+};
 
 // What every session of one server shares.
 struct ServerShared {
@@ -54,14 +114,16 @@ struct ServerShared {
   std::size_t max_post_body_bytes;
   metrics::RelayMetrics& metrics;
   std::atomic<std::size_t> connections{0};
-  std::unique_ptr<ssl::context> tls;  // set when the listener serves HTTPS
+  std::unique_ptr<ssl::context> tls;                  // set when the listener serves HTTPS
+  std::vector<std::shared_ptr<StreamInbox>> inboxes;  // one per worker io_context, same order
 };
 
 // Counts one open connection for the cap and the gauge; moves with the socket from the HTTP
 // session to the SSE session.
 class ConnectionSlot {
  public:
-  explicit ConnectionSlot(std::shared_ptr<ServerShared> shared) : shared_(std::move(shared)) {
+  ConnectionSlot(std::shared_ptr<ServerShared> shared, std::size_t worker)
+      : shared_(std::move(shared)), worker_(worker) {
     shared_->connections.fetch_add(1, std::memory_order_relaxed);
     shared_->metrics.http_connections().Increment();
   }
@@ -73,9 +135,12 @@ class ConnectionSlot {
     shared_->metrics.http_connections().Decrement();
   }
   ServerShared& shared() const { return *shared_; }
+  /// The inbox of the I/O thread that runs this connection.
+  StreamInbox& inbox() const { return *shared_->inboxes[worker_]; }
 
  private:
   std::shared_ptr<ServerShared> shared_;
+  std::size_t worker_;
 };
 
 // How long a refused client's remaining body is read and discarded before the connection closes.
@@ -223,6 +288,7 @@ class BytesStream {
 // relay shuts down, or the client falls behind its queue bound.
 template <class Stream>
 class SseSession final : public Subscriber,
+                         public InboxSink,
                          public std::enable_shared_from_this<SseSession<Stream>> {
  public:
   using std::enable_shared_from_this<SseSession<Stream>>::shared_from_this;
@@ -263,6 +329,8 @@ class SseSession final : public Subscriber,
     chunked_ = http_version != 10;
     beast::error_code ignored;
     Lowest().socket().set_option(tcp::no_delay(true), ignored);
+    // Writes are tried straight away (DoWrite); asynchronous operations are unaffected.
+    Lowest().socket().non_blocking(true, ignored);
     if (limits_.max_connection_time.count() > 0) {
       // Up to 20% jitter, so streams opened together (after a deploy) do not all reconnect
       // together: the point of the limit is to rebalance connections, not to stampede.
@@ -282,9 +350,26 @@ class SseSession final : public Subscriber,
     env_.Subscribe(shared_from_this(), kind_);
   }
 
-  void Send(const protocol::SharedBytes& frame) override {
-    net::post(Lowest().get_executor(),
-              [self = shared_from_this(), frame] { self->Enqueue(frame); });
+  // On the publishing thread. A stream that has not taken in maxQueueEvents batches yet is
+  // already too far behind (its I/O thread is starved): it is cut when the next one arrives,
+  // without growing the inbox further.
+  void Send(const FrameBatch& frames) override {
+    if (in_inbox_.fetch_add(1, std::memory_order_relaxed) >= limits_.max_queue_events) {
+      in_inbox_.fetch_sub(1, std::memory_order_relaxed);
+      overflowed_.store(true, std::memory_order_relaxed);
+      return;
+    }
+    slot_.inbox().Push(shared_from_this(), frames);
+  }
+
+  // On this stream's I/O thread.
+  void Deliver(const FrameBatch& frames) override {
+    in_inbox_.fetch_sub(1, std::memory_order_relaxed);
+    if (overflowed_.load(std::memory_order_relaxed)) return FellBehind();
+    for (const auto& frame : *frames) {
+      if (closed_) return;
+      Enqueue(frame);
+    }
   }
 
   void Close() override {
@@ -313,22 +398,54 @@ class SseSession final : public Subscriber,
     // bound (a big `put`) is still accepted into an empty queue.
     if (!queue_.empty() && (queue_.size() + 1 > limits_.max_queue_events ||
                             queued_bytes_ + frame->size() > limits_.max_queue_bytes)) {
-      env_.metrics().slow_disconnects->Increment();
-      LogDebug("stream " + env_.config().name,
-               "subscriber fell behind its queue bound; disconnecting");
-      CloseNow();
-      return;
+      return FellBehind();
     }
     queue_.push_back(frame);
     queued_bytes_ += frame->size();
     if (!writing_) DoWrite();
   }
 
+  void FellBehind() {
+    if (closed_) return;
+    env_.metrics().slow_disconnects->Increment();
+    LogDebug("stream " + env_.config().name,
+             "subscriber fell behind its queue bound; disconnecting");
+    CloseNow();
+  }
+
   // Writes at most kSlice bytes per write, each write with its own deadline: a slow client that
   // keeps reading gets a large `put` in full, one that stops reading is cut after writeTimeout.
   // Small frames are gathered into one write (fewer syscalls under bursts); a large frame is
-  // sent in slices, each its own HTTP chunk.
+  // sent in slices, each its own HTTP chunk. On plain TCP the write is first tried at once: the
+  // socket buffer usually takes it all, and then there is no timer, no completion handler and no
+  // allocation. Only what the socket does not take is written asynchronously.
   void DoWrite() {
+    for (;;) {
+      GatherWrite();
+      if constexpr (std::is_same_v<Stream, PlainStream>) {
+        beast::error_code ec;
+        const std::size_t written = Lowest().socket().write_some(buffers_, ec);
+        if (ec == net::error::would_block || ec == net::error::try_again) {
+          ec = {};
+        } else if (ec) {
+          return WriteDone(ec);
+        } else if (written == net::buffer_size(buffers_)) {
+          WriteDone({});
+          if (closed_ || (!large_ && queue_.empty())) return;
+          continue;
+        }
+        DropWritten(written);
+      }
+      writing_ = true;
+      Lowest().expires_after(limits_.write_timeout);
+      net::async_write(stream_, buffers_,
+                       beast::bind_front_handler(&SseSession<Stream>::OnWrite, shared_from_this()));
+      return;
+    }
+  }
+
+  // Fills buffers_ with the next write (moving its frames to in_flight_ or large_).
+  void GatherWrite() {
     constexpr std::size_t kSlice = 256 * 1024;
     constexpr std::size_t kMaxFramesPerWrite = 64;
     buffers_.clear();
@@ -353,25 +470,38 @@ class SseSession final : public Subscriber,
     if (large_) {
       slice_ = std::min(kSlice, large_->size() - large_offset_);
       add(0, large_->data() + large_offset_, slice_);
-    } else {
-      std::size_t bytes = 0;
-      while (!queue_.empty() && in_flight_.size() < kMaxFramesPerWrite &&
-             (in_flight_.empty() || bytes + queue_.front()->size() <= kSlice)) {
-        bytes += queue_.front()->size();
-        queued_bytes_ -= queue_.front()->size();
-        in_flight_.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-        add(in_flight_.size() - 1, in_flight_.back()->data(), in_flight_.back()->size());
-      }
+      return;
     }
-    writing_ = true;
-    Lowest().expires_after(limits_.write_timeout);
-    net::async_write(stream_, buffers_,
-                     beast::bind_front_handler(&SseSession<Stream>::OnWrite, shared_from_this()));
+    std::size_t bytes = 0;
+    while (!queue_.empty() && in_flight_.size() < kMaxFramesPerWrite &&
+           (in_flight_.empty() || bytes + queue_.front()->size() <= kSlice)) {
+      bytes += queue_.front()->size();
+      queued_bytes_ -= queue_.front()->size();
+      in_flight_.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+      add(in_flight_.size() - 1, in_flight_.back()->data(), in_flight_.back()->size());
+    }
+  }
+
+  // Removes the first `written` bytes from buffers_.
+  void DropWritten(std::size_t written) {
+    auto first = buffers_.begin();
+    while (written > 0 && written >= first->size()) {
+      written -= first->size();
+      ++first;
+    }
+    if (written > 0) *first += written;
+    buffers_.erase(buffers_.begin(), first);
   }
 
   void OnWrite(beast::error_code ec, std::size_t) {
     writing_ = false;
+    std::string().swap(header_);  // written (if it was this write): not needed any more
+    WriteDone(ec);
+    if (!closed_ && (large_ || !queue_.empty())) DoWrite();
+  }
+
+  void WriteDone(beast::error_code ec) {
     // Only now may the written frames go: until the write completes the kernel may read them.
     in_flight_.clear();
     if (ec) {
@@ -385,7 +515,6 @@ class SseSession final : public Subscriber,
       large_offset_ += slice_;
       if (large_offset_ >= large_->size()) large_.reset();
     }
-    if (!closed_ && (large_ || !queue_.empty())) DoWrite();
   }
 
   // Keeps a read pending so that a client that goes away is noticed at once, not at the next
@@ -426,7 +555,9 @@ class SseSession final : public Subscriber,
   net::steady_timer lifetime_timer_;
   std::string header_;
   bool chunked_ = true;
-  std::deque<protocol::SharedBytes> queue_;  // waiting to be written (bounded)
+  // Waiting to be written (bounded). A devector allocates nothing while empty, which a stream's
+  // queue mostly is: frames are written as they arrive.
+  boost::container::devector<protocol::SharedBytes> queue_;
   std::size_t queued_bytes_ = 0;
   std::vector<protocol::SharedBytes> in_flight_;  // small frames in the pending write
   protocol::SharedBytes large_;                   // a frame being written in slices
@@ -435,7 +566,9 @@ class SseSession final : public Subscriber,
   bool closed_ = false;
   std::vector<net::const_buffer> buffers_;
   std::vector<std::array<char, 24>> chunk_headers_;
-  std::array<char, 512> read_buffer_{};
+  std::array<char, 64> read_buffer_{};    // what clients send on a stream is discarded
+  std::atomic<std::size_t> in_inbox_{0};  // batches handed over, not yet delivered
+  std::atomic<bool> overflowed_{false};
 };
 
 // One HTTP/1.1 connection: reads requests one at a time (pipelined requests wait in the bounded
@@ -595,14 +728,22 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
 }  // namespace
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
-  Impl(net::io_context& io_context, std::shared_ptr<ServerShared> server_shared)
+  Impl(net::io_context& io_context, std::vector<net::io_context*> worker_contexts,
+       std::shared_ptr<ServerShared> server_shared)
       : io(io_context),
-        acceptor(net::make_strand(io_context)),
-        retry_timer(acceptor.get_executor()),
-        shared(std::move(server_shared)) {}
+        workers(std::move(worker_contexts)),
+        acceptor(io_context),
+        retry_timer(io_context),
+        shared(std::move(server_shared)) {
+    if (workers.empty()) workers.push_back(&io);
+    for (net::io_context* worker : workers)
+      shared->inboxes.push_back(std::make_shared<StreamInbox>(*worker));
+  }
 
+  // Connections are spread round-robin over the workers and stay on theirs.
   void DoAccept() {
-    acceptor.async_accept(net::make_strand(io),
+    next_worker = (next_worker + 1) % workers.size();
+    acceptor.async_accept(*workers[next_worker],
                           beast::bind_front_handler(&Impl::OnAccept, shared_from_this()));
   }
 
@@ -623,11 +764,12 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       socket.close(ignored);
     } else {
       if (shared->tls) {
-        std::make_shared<HttpSession<TlsStream>>(ConnectionSlot(shared), std::move(socket),
-                                                 *shared->tls)
+        std::make_shared<HttpSession<TlsStream>>(ConnectionSlot(shared, next_worker),
+                                                 std::move(socket), *shared->tls)
             ->Run();
       } else {
-        std::make_shared<HttpSession<PlainStream>>(ConnectionSlot(shared), std::move(socket))
+        std::make_shared<HttpSession<PlainStream>>(ConnectionSlot(shared, next_worker),
+                                                   std::move(socket))
             ->Run();
       }
     }
@@ -635,17 +777,21 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   }
 
   net::io_context& io;
+  std::vector<net::io_context*> workers;
+  std::size_t next_worker = 0;
   tcp::acceptor acceptor;
   net::steady_timer retry_timer;
   std::shared_ptr<ServerShared> shared;
 };
 
-HttpServer::HttpServer(net::io_context& io, std::string name, Handler handler,
-                       const config::ListenConfig& limits, const config::StreamsConfig& streams,
-                       std::size_t max_post_body_bytes, metrics::RelayMetrics& metrics)
+HttpServer::HttpServer(net::io_context& io, std::vector<net::io_context*> workers, std::string name,
+                       Handler handler, const config::ListenConfig& limits,
+                       const config::StreamsConfig& streams, std::size_t max_post_body_bytes,
+                       metrics::RelayMetrics& metrics)
     : impl_(std::make_shared<Impl>(
-          io, std::make_shared<ServerShared>(std::move(name), std::move(handler), limits, streams,
-                                             max_post_body_bytes, metrics))) {}
+          io, std::move(workers),
+          std::make_shared<ServerShared>(std::move(name), std::move(handler), limits, streams,
+                                         max_post_body_bytes, metrics))) {}
 
 HttpServer::~HttpServer() = default;
 

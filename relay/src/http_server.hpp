@@ -5,8 +5,9 @@
 //
 // Beast and Asio stay inside http_server.cpp; this header only names io_context.
 //
-// Thread safety: Listen/Stop from the thread that owns the server; sessions run on per-connection
-// strands of the io_context.
+// Threading: the acceptor runs on `io`; each connection lives on one of the worker io_contexts
+// (round-robin), and each worker must be run by exactly one thread: a connection's handlers,
+// and the frames handed to its stream, then run on that thread without strands or locks.
 
 #include <cstdint>
 #include <functional>
@@ -14,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "flagrelay/config/config.hpp"
 #include "flagrelay/metrics/metrics.hpp"
@@ -30,10 +32,11 @@ class HttpServer {
   using Handler = std::function<HttpResponse(const HttpRequest&)>;
 
   /// Request bodies are bounded by limits.max_body_bytes, POST bodies (events) by
-  /// `max_post_body_bytes`.
-  HttpServer(boost::asio::io_context& io, std::string name, Handler handler,
-             const config::ListenConfig& limits, const config::StreamsConfig& streams,
-             std::size_t max_post_body_bytes, metrics::RelayMetrics& metrics);
+  /// `max_post_body_bytes`. `workers` empty: connections live on `io`.
+  HttpServer(boost::asio::io_context& io, std::vector<boost::asio::io_context*> workers,
+             std::string name, Handler handler, const config::ListenConfig& limits,
+             const config::StreamsConfig& streams, std::size_t max_post_body_bytes,
+             metrics::RelayMetrics& metrics);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <functional>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -173,12 +174,22 @@ int Run(const config::RelayConfig& config, const ConfigReloader& reload) {
                      std::move(events_environments));
   const Router router(environment_ptrs, metrics, std::string(Version()), config.readiness, &events);
 
-  // Declared after everything that pending handlers reference (environments, metrics, router):
-  // destroying the io_context destroys those handlers (and the sessions they keep alive) first.
-  net::io_context io(static_cast<int>(threads));
+  // One io_context per I/O thread (DESIGN.md §3): SDK connections are spread over them and stay
+  // on theirs, so a connection's handlers and the changes fanned out to its stream need no
+  // strand or lock. The first also runs everything else (sources, timers, signals), on the main
+  // thread. Declared after everything that pending handlers reference (environments, metrics,
+  // router): destroying the io_contexts destroys those handlers (and the sessions they keep
+  // alive) first.
+  std::vector<std::unique_ptr<net::io_context>> contexts;
+  std::vector<net::io_context*> workers;
+  for (unsigned i = 0; i < threads; ++i) {
+    contexts.push_back(std::make_unique<net::io_context>(1));
+    workers.push_back(contexts.back().get());
+  }
+  net::io_context& io = *contexts.front();
   HttpServer server(
-      io, "http", [&router](const HttpRequest& r) { return router.Handle(r); }, config.listen,
-      config.streams, config.events.max_body_bytes, metrics);
+      io, workers, "http", [&router](const HttpRequest& r) { return router.Handle(r); },
+      config.listen, config.streams, config.events.max_body_bytes, metrics);
   if (config.listen.tls) {
     try {
       server.EnableTls(*config.listen.tls);
@@ -198,8 +209,9 @@ int Run(const config::RelayConfig& config, const ConfigReloader& reload) {
   if (config.metrics.port != 0) {
     const std::string host = config.metrics.host.empty() ? config.listen.host : config.metrics.host;
     metrics_server = std::make_unique<HttpServer>(
-        io, "metrics", [&router](const HttpRequest& r) { return router.HandleMetrics(r); },
-        config.listen, config.streams, config.listen.max_body_bytes, metrics);
+        io, std::vector<net::io_context*>{}, "metrics",
+        [&router](const HttpRequest& r) { return router.HandleMetrics(r); }, config.listen,
+        config.streams, config.listen.max_body_bytes, metrics);
     if (std::string error = metrics_server->Listen(host, config.metrics.port); !error.empty()) {
       LogError("metrics", error);
       return 1;
@@ -248,7 +260,9 @@ int Run(const config::RelayConfig& config, const ConfigReloader& reload) {
     // Let closes and in-flight responses finish, then stop whatever is still waiting (idle
     // keep-alive connections would otherwise hold the process for their idle timeout).
     grace.expires_after(std::chrono::milliseconds(200));
-    grace.async_wait([&io](boost::system::error_code) { io.stop(); });
+    grace.async_wait([&contexts](boost::system::error_code) {
+      for (const auto& context : contexts) context->stop();
+    });
   };
   signals.async_wait([&](boost::system::error_code ec, int signal) {
     if (ec) return;
@@ -297,10 +311,15 @@ int Run(const config::RelayConfig& config, const ConfigReloader& reload) {
   };
   await_hangup();
 
-  std::vector<std::thread> workers;
-  for (unsigned i = 1; i < threads; ++i) workers.emplace_back([&io] { io.run(); });
+  std::vector<std::thread> worker_threads;
+  for (unsigned i = 1; i < threads; ++i) {
+    worker_threads.emplace_back([context = contexts[i].get()] {
+      auto keep_running = net::make_work_guard(*context);  // idle until stopped
+      context->run();
+    });
+  }
   io.run();
-  for (auto& worker : workers) worker.join();
+  for (auto& thread : worker_threads) thread.join();
   events.Shutdown();  // no SDK can post any more: deliver what is queued, within a bound
   commits.Stop();     // every change already applied is committed before the process exits
   LogInfo("relay", "stopped");

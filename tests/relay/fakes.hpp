@@ -16,9 +16,9 @@ namespace flagrelay::relay::testing {
 
 class RecordingSubscriber : public Subscriber {
  public:
-  void Send(const protocol::SharedBytes& frame) override {
+  void Send(const FrameBatch& frames) override {
     std::lock_guard lock(mutex_);
-    frames_.push_back(*frame);
+    for (const auto& frame : *frames) frames_.push_back(*frame);
   }
   void Close() override { closed_ = true; }
   std::vector<std::string> frames() const {

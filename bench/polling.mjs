@@ -83,6 +83,7 @@ async function main() {
     });
     const webRoot = path.join(dir, 'www');
     fs.mkdirSync(path.join(webRoot, 'sdk'), { recursive: true });
+    fs.chmodSync(dir, 0o755); // nginx's workers run as another user
     const url = `${relay.url}/sdk/latest-all`;
     const auth = { Authorization: SDK_KEY };
     // The relay's own bytes, identity and gzip, become nginx's files.
@@ -102,6 +103,12 @@ async function main() {
     ];
     try {
       for (const [name, relayHeaders, nginxHeaders] of cases) {
+        // Both must answer this case properly before it is measured.
+        const expected = name === '304' ? 304 : 200;
+        for (const [u, h] of [[url, { ...auth, ...relayHeaders }], [nginxUrl, nginxHeaders]]) {
+          const res = await httpRequest(u, { headers: h });
+          if (res.status !== expected) throw new Error(`${u} ${JSON.stringify(h)}: ${res.status}, expected ${expected}`);
+        }
         const row = { payload: `${Math.round(Buffer.byteLength(plain.body) / 1000)} kB`, case: name, relay: [], nginx: [] };
         for (let i = 0; i < runs; i++) {
           row.relay.push(wrk(url, { ...auth, ...relayHeaders }));
@@ -118,12 +125,12 @@ async function main() {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }
-  console.log('| payload | case | flagrelay req/s | p99 ms | nginx req/s | p99 ms | flagrelay / nginx | non-2xx/3xx |');
+  console.log('| payload | case | flagrelay req/s | p99 ms | nginx req/s | p99 ms | flagrelay / nginx | errors (flagrelay / nginx) |');
   console.log('|---|---|---|---|---|---|---|---|');
   for (const row of results) {
     const r = median(row.relay.map((x) => x.rps));
     const n = median(row.nginx.map((x) => x.rps));
-    const bad = row.relay.concat(row.nginx).reduce((s, x) => s + x.non2xx, 0);
+    const bad = `${row.relay.reduce((s, x) => s + x.non2xx, 0)} / ${row.nginx.reduce((s, x) => s + x.non2xx, 0)}`;
     console.log(`| ${row.payload} | ${row.case} | ${Math.round(r)} | ${median(row.relay.map((x) => x.p99)).toFixed(2)} | ${Math.round(n)} | ${median(row.nginx.map((x) => x.p99)).toFixed(2)} | ${(r / n).toFixed(2)} | ${bad} |`);
   }
   console.log(`(wrk -t ${wrkThreads} -c ${connections} -d ${seconds}s, median of ${runs} runs each, alternating)`);

@@ -231,7 +231,6 @@ const char* Describe(Failure f) {
 }
 
 struct Totals {
-  std::atomic<int> connected{0};
   std::atomic<int> puts{0};
   std::atomic<int> failed{0};
   std::atomic<long> deliveries{0};
@@ -260,7 +259,6 @@ class Subscriber {
     const tcp::endpoint target(net::ip::make_address(options_.target_host), options_.target_port);
     socket_.async_connect(target, [this](boost::system::error_code error) {
       if (error) return Fail(Failure::kConnect, error.message());
-      totals_.connected.fetch_add(1);
       net::async_write(socket_, net::buffer(request_),
                        [this](boost::system::error_code werror, std::size_t) {
                          if (werror) return Fail(Failure::kConnect, werror.message());

@@ -5,10 +5,9 @@
 #include <charconv>
 #include <cstring>
 
-#include <openssl/evp.h>
-
 #include "http_util.hpp"
 #include "log.hpp"
+#include "sha256.hpp"
 
 namespace flagrelay::relay {
 
@@ -215,12 +214,7 @@ std::string LoggablePath(std::string_view path) {
 
 }  // namespace
 
-Router::Digest Router::CredentialDigest(std::string_view credential) {
-  Digest digest{};
-  unsigned int size = 0;
-  EVP_Digest(credential.data(), credential.size(), digest.data(), &size, EVP_sha256(), nullptr);
-  return digest;
-}
+Router::Digest Router::CredentialDigest(std::string_view credential) { return Sha256(credential); }
 
 std::size_t Router::DigestHash::operator()(const Digest& d) const noexcept {
   std::size_t h;

@@ -24,17 +24,27 @@ namespace {
 
 constexpr std::uint64_t kCrc64Poly = 0xC96C5795D7870F42ull;  // ECMA-182, reflected
 
-constexpr std::array<std::uint64_t, 256> MakeCrcTable() {
-  std::array<std::uint64_t, 256> table{};
+// Slicing-by-8: table[k][b] is the CRC of byte b followed by k zero bytes, so eight bytes fold in
+// with eight independent lookups instead of eight dependent ones. Every record is checked when the
+// cache is read at start-up (10 MB for 10,000 flags), where a byte at a time cost 25 ms.
+using CrcTables = std::array<std::array<std::uint64_t, 256>, 8>;
+
+constexpr CrcTables MakeCrcTables() {
+  CrcTables tables{};
   for (std::uint64_t i = 0; i < 256; ++i) {
     std::uint64_t crc = i;
     for (int bit = 0; bit < 8; ++bit) crc = (crc & 1) ? (crc >> 1) ^ kCrc64Poly : crc >> 1;
-    table[i] = crc;
+    tables[0][i] = crc;
   }
-  return table;
+  for (std::size_t k = 1; k < 8; ++k) {
+    for (std::size_t i = 0; i < 256; ++i) {
+      tables[k][i] = tables[0][tables[k - 1][i] & 0xFF] ^ (tables[k - 1][i] >> 8);
+    }
+  }
+  return tables;
 }
 
-constexpr std::array<std::uint64_t, 256> kCrcTable = MakeCrcTable();
+constexpr CrcTables kCrcTables = MakeCrcTables();
 
 void PutU8(std::string& out, std::uint8_t v) { out.push_back(static_cast<char>(v)); }
 
@@ -171,10 +181,19 @@ bool CheckHeader(std::string_view bytes, Type expected, Reader* body, Decoded<T>
 }  // namespace
 
 std::uint64_t Crc64(std::span<const std::byte> bytes, std::uint64_t crc) {
+  const auto& t = kCrcTables;
+  const auto* p = reinterpret_cast<const std::uint8_t*>(bytes.data());
+  std::size_t n = bytes.size();
   crc = ~crc;
-  for (std::byte b : bytes) {
-    crc = kCrcTable[(crc ^ static_cast<std::uint8_t>(b)) & 0xFF] ^ (crc >> 8);
+  for (; n >= 8; n -= 8, p += 8) {
+    std::uint64_t word = 0;
+    for (int i = 0; i < 8; ++i) word |= std::uint64_t{p[i]} << (8 * i);  // little-endian load
+    word ^= crc;
+    crc = t[7][word & 0xFF] ^ t[6][(word >> 8) & 0xFF] ^ t[5][(word >> 16) & 0xFF] ^
+          t[4][(word >> 24) & 0xFF] ^ t[3][(word >> 32) & 0xFF] ^ t[2][(word >> 40) & 0xFF] ^
+          t[1][(word >> 48) & 0xFF] ^ t[0][word >> 56];
   }
+  for (; n > 0; --n, ++p) crc = t[0][(crc ^ *p) & 0xFF] ^ (crc >> 8);
   return ~crc;
 }
 

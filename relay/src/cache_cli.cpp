@@ -146,7 +146,7 @@ Checked Check(cache::Store& store, cache::EnvSummary summary, bool parse_items =
   if (c.state != "ok" || !parse_items) return c;
   for (const cache::ItemRecord& record : c.load.snapshot->items) {
     const auto kind = protocol::KindFromString(record.kind);
-    auto item = protocol::ParseItem(record.key, record.json);
+    auto item = protocol::ParseStoredItem(record.key, record.json);  // as the relay will
     if (!kind || !item) {
       c.state = "corrupt";
       c.problem = "record " + record.kind + "/" + record.key + " does not parse" +

@@ -141,9 +141,9 @@ void Environment::LoadFromCache(const std::string& open_problem) {
   }
   std::vector<ItemPtr> flags, segments;
   if (outcome == "loaded") {
-    for (const cache::ItemRecord& record : loaded.snapshot->items) {
+    for (cache::ItemRecord& record : loaded.snapshot->items) {
       const auto kind = protocol::KindFromString(record.kind);
-      auto item = protocol::ParseItem(record.key, record.json);
+      auto item = protocol::ParseStoredItem(record.key, std::move(record.json));
       if (!kind || !item) {
         // Checksums match, so it was written like this: keep it for inspection, never serve it.
         outcome = "corrupt";
@@ -372,11 +372,23 @@ void Environment::Publish(const Change& change) {
   metrics_.snapshot_segments->Set(static_cast<double>(snap.segments().live_count()));
   metrics_.SetDataSource(Label(snap.source()));
 
-  // Encoded once, shared by every stream of a kind.
+  // Encoded once, shared by every stream of a kind. A full put (2 × 7 MB for 10,000 flags) is
+  // encoded only for the kinds somebody streams: at start-up, nobody yet.
   FrameBatch all, flags;
+  const auto put_batch = [&snap](StreamKind kind) {
+    return Batch(kind == StreamKind::kAll ? snap.PutFrameAll() : snap.PutFrameFlags());
+  };
   if (change.replace_all) {
-    all = Batch(snap.PutFrameAll());
-    flags = Batch(snap.PutFrameFlags());
+    bool want_all = false, want_flags = false;
+    {
+      std::lock_guard lock(mutex_);
+      for (const Subscription& entry : subscribers_) {
+        want_all = want_all || entry.kind == StreamKind::kAll;
+        want_flags = want_flags || entry.kind == StreamKind::kFlags;
+      }
+    }
+    if (want_all) all = put_batch(StreamKind::kAll);
+    if (want_flags) flags = put_batch(StreamKind::kFlags);
   } else {
     std::vector<protocol::SharedBytes> all_frames, flag_frames;
     all_frames.reserve(change.items.size());
@@ -402,9 +414,10 @@ void Environment::Publish(const Change& change) {
     }
     if (entry.kind == StreamKind::kPing) {
       subscriber->Send(PingBatch());
-    } else if (const FrameBatch& batch = entry.kind == StreamKind::kAll ? all : flags;
-               !batch->empty()) {
-      subscriber->Send(batch);
+    } else {
+      FrameBatch& batch = entry.kind == StreamKind::kAll ? all : flags;
+      if (!batch) batch = put_batch(entry.kind);  // subscribed since the check above
+      if (!batch->empty()) subscriber->Send(batch);
     }
     return false;
   });

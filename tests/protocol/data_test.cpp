@@ -152,3 +152,58 @@ TEST(ParseAllData, FileShape) {
 
 }  // namespace
 }  // namespace flagrelay::protocol
+
+namespace flagrelay::protocol {
+namespace {
+
+// The cache's fast path must accept and refuse exactly what ParseItem does, with the same key,
+// version and tombstone, keeping the stored text as it is.
+TEST(ParseStoredItem, AgreesWithParseItem) {
+  const std::string deep = std::string(64, '[') + std::string(64, ']');
+  const std::vector<std::string> inputs = {
+      R"({"key":"a","version":3,"on":true,"rules":[{"clauses":[{"values":["x y",1.5]}]}]})",
+      R"({"key":"a","version":3.0})",
+      R"({"key":"a","version":7,"deleted":true})",
+      R"({"key":"a","deleted":false})",
+      R"({"key":"a","x":{"version":"nested: not the item's"},"version":2})",
+      R"({"key":"a","version":-1})",
+      R"({"key":"a","version":"3"})",
+      R"({"key":"a","version":{"n":3}})",
+      R"({"key":"a","version":[3]})",
+      R"({"key":"a","version":1.5})",
+      R"({"key":"a","deleted":"yes"})",
+      R"({"key":"a","deleted":null})",
+      R"({"key":"a","v":1e400})",
+      R"({"key":"a","v":-1e99999})",
+      R"({"key":"a"} trailing)",
+      R"({"key":"a")",
+      R"([{"key":"a"}])",
+      R"("a")",
+      "",
+      R"({"d":)" + deep + "}",
+      R"({"d":[)" + deep + "]}",
+  };
+  for (const std::string& input : inputs) {
+    const auto full = ParseItem("a", input);
+    const auto fast = ParseStoredItem("a", input);
+    ASSERT_EQ(full.has_value(), fast.has_value()) << input;
+    if (!full) {
+      EXPECT_EQ(full.error().message, fast.error().message) << input;
+      continue;
+    }
+    EXPECT_EQ((*fast)->key, "a");
+    EXPECT_EQ((*fast)->version, (*full)->version) << input;
+    EXPECT_EQ((*fast)->deleted, (*full)->deleted) << input;
+    EXPECT_EQ((*fast)->json, input);
+  }
+}
+
+TEST(ParseStoredItem, TextWithALineBreakIsRewrittenCompactly) {
+  auto item = ParseStoredItem("a", "{\"key\":\"a\",\n\"version\":4}");
+  ASSERT_TRUE(item.has_value());
+  EXPECT_EQ((*item)->json, R"({"key":"a","version":4})");
+  EXPECT_EQ((*item)->version, 4u);
+}
+
+}  // namespace
+}  // namespace flagrelay::protocol

@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
+#include <utility>
 
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 
 namespace flagrelay::protocol {
 namespace json = boost::json;
@@ -247,6 +250,122 @@ Result<ItemPtr> ParseItem(std::string_view key, std::string_view text) {
   auto parsed = ParseJson(text);
   if (!parsed) return parsed.error();
   return ItemFromValue(key, *parsed);
+}
+
+namespace {
+
+// Validates an item's JSON as ParseJson does (syntax, depth, finite numbers, an object at the top)
+// without building it, and picks up the top-level `version` and `deleted` on the way.
+class StoredItemHandler {
+ public:
+  static constexpr std::size_t max_object_size = std::size_t(-1);
+  static constexpr std::size_t max_array_size = std::size_t(-1);
+  static constexpr std::size_t max_key_size = std::size_t(-1);
+  static constexpr std::size_t max_string_size = std::size_t(-1);
+
+  std::optional<json::value> version;  // the value as written, checked by AsVersion
+  std::optional<json::value> deleted;
+  bool top_is_object = false;
+  bool finite = true;
+
+  bool on_document_begin(boost::system::error_code&) { return true; }
+  bool on_document_end(boost::system::error_code&) { return true; }
+  bool on_object_begin(boost::system::error_code&) {
+    if (depth_ == 0) top_is_object = true;
+    return Open(json::object_kind);
+  }
+  bool on_object_end(std::size_t, boost::system::error_code&) { return Close(); }
+  bool on_array_begin(boost::system::error_code&) { return Open(json::array_kind); }
+  bool on_array_end(std::size_t, boost::system::error_code&) { return Close(); }
+  bool on_key_part(json::string_view part, std::size_t, boost::system::error_code&) {
+    key_.append(part.data(), part.size());
+    return true;
+  }
+  bool on_key(json::string_view part, std::size_t, boost::system::error_code&) {
+    std::string_view key(part.data(), part.size());
+    if (!key_.empty()) key = key_.append(key);
+    slot_ = depth_ != 1        ? nullptr
+            : key == "version" ? &version
+            : key == "deleted" ? &deleted
+                               : nullptr;
+    key_.clear();
+    return true;
+  }
+  bool on_string_part(json::string_view, std::size_t, boost::system::error_code&) { return true; }
+  bool on_string(json::string_view, std::size_t, boost::system::error_code&) {
+    return Value(json::string_kind);
+  }
+  bool on_number_part(json::string_view, boost::system::error_code&) { return true; }
+  bool on_int64(std::int64_t v, json::string_view, boost::system::error_code&) { return Value(v); }
+  bool on_uint64(std::uint64_t v, json::string_view, boost::system::error_code&) {
+    return Value(v);
+  }
+  bool on_double(double v, json::string_view, boost::system::error_code&) {
+    finite = finite && std::isfinite(v);
+    return Value(v);
+  }
+  bool on_bool(bool v, boost::system::error_code&) { return Value(v); }
+  bool on_null(boost::system::error_code&) { return Value(nullptr); }
+  bool on_comment_part(json::string_view, boost::system::error_code&) { return true; }
+  bool on_comment(json::string_view, boost::system::error_code&) { return true; }
+
+ private:
+  template <typename Kind>
+  bool Open(Kind kind) {
+    Value(kind);  // an object or array where a version belongs is still wrong
+    ++depth_;
+    return true;
+  }
+  bool Close() {
+    --depth_;
+    return true;
+  }
+  // Takes the value for the top-level member it belongs to, if that is `version` or `deleted`
+  // (building a json::value only then: this runs for every value of every item).
+  template <typename Arg>
+  bool Value(Arg&& arg) {
+    if (slot_ != nullptr) *std::exchange(slot_, nullptr) = json::value(std::forward<Arg>(arg));
+    return true;
+  }
+
+  int depth_ = 0;
+  std::string key_;  // a key that arrives in parts
+  std::optional<json::value>* slot_ = nullptr;
+};
+
+}  // namespace
+
+Result<ItemPtr> ParseStoredItem(std::string key, std::string text) {
+  // A line break would split an SSE data line: only the full path rewrites the text compactly.
+  if (std::memchr(text.data(), '\n', text.size()) != nullptr ||
+      std::memchr(text.data(), '\r', text.size()) != nullptr) {
+    return ParseItem(key, text);
+  }
+  json::parse_options options;
+  options.max_depth = 64;
+  json::basic_parser<StoredItemHandler> parser(options);
+  boost::system::error_code ec;
+  const std::size_t used = parser.write_some(false, text.data(), text.size(), ec);
+  if (ec) return Error("invalid JSON: " + ec.message());
+  if (used != text.size() || !parser.done()) {
+    return Error("invalid JSON: " + make_error_code(json::error::extra_data).message());
+  }
+  const StoredItemHandler& found = parser.handler();
+  if (!found.finite) return Error("invalid JSON: a number is out of range");
+  if (!found.top_is_object) return Error("item '" + key + "' is not a JSON object");
+  auto item = std::make_shared<Item>();
+  if (found.version) {
+    const auto parsed = AsVersion(*found.version);
+    if (!parsed) return Error("item '" + key + "' has an invalid version");
+    item->version = *parsed;
+  }
+  if (found.deleted) {
+    if (!found.deleted->is_bool()) return Error("item '" + key + "' has a non-boolean 'deleted'");
+    item->deleted = found.deleted->get_bool();
+  }
+  item->key = std::move(key);
+  item->json = std::move(text);
+  return ItemPtr(std::move(item));
 }
 
 void AppendJsonString(std::string& out, std::string_view text) {

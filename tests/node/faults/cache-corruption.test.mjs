@@ -197,3 +197,41 @@ relayTest('cache verify and inspect change nothing, even on a damaged file', asy
   assert.equal(sha(seed.data), before, 'the data file is unchanged');
   assert.ok(!fs.readdirSync(seed.cacheDir).some((f) => f.includes('corrupt')), 'nothing set aside');
 });
+
+// The start-up probe (a child reading the whole file) is skipped only for a data file that a relay
+// closed cleanly and that is byte for byte unchanged since: a change that keeps the size and the
+// modification time, a crash, or a failed start all mean the next start probes.
+relayTest('the start-up probe is skipped only for a data file unchanged since a clean stop', async (t, s) => {
+  const seed = await seedCache(s, seedFlags());
+  const mark = path.join(seed.cacheDir, 'clean-close');
+  assert.ok(fs.existsSync(mark), 'a clean stop leaves the clean-close mark');
+  const skipped = /start-up probe skipped/;
+  const start = async (label, load = 'loaded') => {
+    const relay = await s.relay({ cacheDir: seed.cacheDir, upstreamUrl: `http://127.0.0.1:${await freePort()}`, environments: env, logLevel: 'debug', label });
+    assert.ok(!fs.existsSync(mark), `${label}: the mark is taken when the relay starts`);
+    await sleep(150);
+    assert.equal((await statusOf(relay)).environments.prod.cache.load, load, `${label}: cache load`);
+    return relay;
+  };
+
+  let relay = await start('unchanged');
+  assert.match(relay.output(), skipped, 'unchanged since a clean stop: no probe');
+  await relay.kill();
+  assert.ok(!fs.existsSync(mark), 'a killed relay leaves no mark');
+  relay = await start('after a kill');
+  assert.doesNotMatch(relay.output(), skipped, 'after a crash the file is probed');
+  await relay.terminate();
+
+  // One byte of a record changed in place, size and mtime restored: the hash still tells, and the
+  // probe finds the stale checksum (the file is set aside).
+  const { mtime } = fs.statSync(seed.data);
+  const record = findItemRecords(seed.data).find((r) => r.key === 'flag-3');
+  const bytes = fs.readFileSync(seed.data);
+  bytes[record.jsonOffset + 2] ^= 0x01;
+  fs.writeFileSync(seed.data, bytes);
+  fs.utimesSync(seed.data, mtime, mtime);
+  relay = await start('changed', 'corrupt');
+  assert.doesNotMatch(relay.output(), skipped, 'a changed file is probed');
+  assert.match(relay.output(), /unsafe to open: it is damaged/);
+  await relay.terminate();
+});

@@ -150,4 +150,13 @@ class Store {
 /// open (a probe crashed on it). Returns the new path, or an empty string with `error` set.
 std::string SetAsideDataFile(const std::string& dir, std::string* error);
 
+/// After the last Store on `dir` is closed: leaves a mark (`dir`/clean-close) recording a hash of
+/// the data file as closed. Without a mark, or when it fails, the next start simply probes.
+void MarkCleanClose(const std::string& dir);
+
+/// Before opening `dir`: true when a clean-close mark is there and `dir`/data.mdb is byte for byte
+/// the file it recorded, so the start-up probe can be skipped. Removes the mark in every case, so
+/// a start that crashes after all is followed by one that probes.
+bool TakeCleanCloseMark(const std::string& dir);
+
 }  // namespace flagrelay::cache

@@ -97,6 +97,11 @@ using Result = boost::system::result<T, ParseError>;
 /// Parses one stored item (as written by `Item::json`).
 [[nodiscard]] Result<ItemPtr> ParseItem(std::string_view key, std::string_view json);
 
+/// The same checks and result as ParseItem, for JSON this relay wrote (the cache's records): it
+/// is validated without being built or rewritten, so loading 10,000 cached flags costs a scan,
+/// not a parse and a serialization each. Text with a line break takes ParseItem's path.
+[[nodiscard]] Result<ItemPtr> ParseStoredItem(std::string key, std::string json);
+
 /// Writes `text` as a JSON string literal (quotes and escapes included).
 void AppendJsonString(std::string& out, std::string_view text);
 

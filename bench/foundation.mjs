@@ -89,6 +89,22 @@ async function idleRss() {
 }
 
 // `unclean`: the run starts as after a crash (no clean-close mark), so the start-up probe runs.
+// 10 environments × 5,000 flags (about 3 MB of JSON each), all from one upstream, then idle.
+async function idleRssLarge() {
+  const keys = Array.from({ length: 10 }, (_, i) => `sdk-bench000-0000-0000-0000-0000000001${String(i).padStart(2, '0')}`);
+  const environments = Object.fromEntries(keys.slice(1).map((k) => [k, { flags: flags(5000) }]));
+  const up = await startFakeUpstream({ sdkKey: keys[0], flags: flags(5000), environments });
+  const relay = await startRelay({ upstreamUrl: `http://127.0.0.1:${up.port}`, logLevel: 'warn', metrics: false,
+    environments: Object.fromEntries(keys.map((k, i) => [`env${i}`, { sdkKey: k }])) });
+  try {
+    await sleep(4000);  // ten puts applied and committed, then idle
+    return memoryKiB(relay.pid);
+  } finally {
+    await relay.terminate();
+    await up.close();
+  }
+}
+
 async function coldStartFromCache(flagCount, { unclean = false } = {}) {
   const dir = makeTempDir('flagrelay-bench-');
   const up = await startFakeUpstream({ sdkKey: SDK_KEY, flags: flags(flagCount) });
@@ -155,6 +171,8 @@ async function sdkPatchLatency(patches) {
 
 const rss = [];
 for (let r = 0; r < runs; r++) rss.push(await idleRss());
+const rssLarge = [];
+for (let r = 0; r < runs; r++) rssLarge.push(await idleRssLarge());
 const cold = await coldStartFromCache(10000);
 const coldUnclean = await coldStartFromCache(10000, { unclean: true });
 const lat = await sdkPatchLatency(200);
@@ -167,6 +185,7 @@ const mib = (xs, f) => `${(median(xs.map(f)) / 1024).toFixed(1)} MiB`;
 const spread = (xs, f) => `${(Math.min(...xs.map(f)) / 1024).toFixed(1)}–${(Math.max(...xs.map(f)) / 1024).toFixed(1)} MiB`;
 console.log(`| idle RSS, 1 environment, 100 flags | ${mib(rss, (m) => m.rss)} | ${spread(rss, (m) => m.rss)} |`);
 console.log(`| … of which anonymous (heap, stacks) | ${mib(rss, (m) => m.anon)} | ${spread(rss, (m) => m.anon)} |`);
+console.log(`| idle RSS, 10 environments × 5,000 flags | ${mib(rssLarge, (m) => m.rss)} | ${spread(rssLarge, (m) => m.rss)} |`);
 console.log(`| start → first whole /sdk/latest-all 200 from the cache, upstream down, 10,000 flags | ${fmt(median(cold))} ms | ${fmt(Math.min(...cold))}–${fmt(Math.max(...cold))} ms |`);
 console.log(`| … the same after an unclean stop (the start-up probe reads the file first) | ${fmt(median(coldUnclean))} ms | ${fmt(Math.min(...coldUnclean))}–${fmt(Math.max(...coldUnclean))} ms |`);
 console.log(`| upstream patch → Node SDK update event (200 patches, 100-flag env) | ${fmt(median(lat))} ms | p99 ${fmt(pct(lat, 99))} ms, max ${fmt(Math.max(...lat))} ms |`);

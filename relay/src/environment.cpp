@@ -1,5 +1,7 @@
 #include "environment.hpp"
 
+#include <malloc.h>
+
 #include <chrono>
 #include <cstdio>
 
@@ -8,6 +10,15 @@
 namespace flagrelay::relay {
 
 namespace {
+
+// A full put leaves megabytes freed behind it (its parsed document, the records just committed)
+// that glibc keeps in its heaps, below live data, until asked: for 10 environments × 5,000 flags,
+// 25 MiB of idle RSS.
+void ReturnFreedMemory() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+}
 
 FrameBatch Batch(protocol::SharedBytes frame) {
   return std::make_shared<const std::vector<protocol::SharedBytes>>(1, std::move(frame));
@@ -422,6 +433,7 @@ void Environment::Publish(const Change& change) {
     return false;
   });
   lock.unlock();
+  if (change.replace_all) ReturnFreedMemory();  // after the commit (and its record copies)
   // The source learns that its data is served (it then reports VALID: never while polling
   // would still answer 503).
   if (change.published) change.published();

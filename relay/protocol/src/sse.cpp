@@ -1,9 +1,28 @@
 #include "flagrelay/protocol/sse.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 namespace flagrelay::protocol {
+namespace {
+
+constexpr std::size_t kKeptLineCapacity = 64 * 1024;
+
+// The first CR or LF at or after `pos`. Two memchr scans: string_view::find_first_of calls memchr
+// on the two-character set once per byte, which a multi-megabyte put line made its hot spot.
+std::size_t FindLineEnd(std::string_view chunk, std::size_t pos) {
+  const char* begin = chunk.data() + pos;
+  std::size_t length = chunk.size() - pos;
+  const void* lf = std::memchr(begin, '\n', length);
+  if (lf != nullptr) length = static_cast<std::size_t>(static_cast<const char*>(lf) - begin);
+  const void* cr = std::memchr(begin, '\r', length);
+  const void* end = cr != nullptr ? cr : lf;
+  return end == nullptr ? std::string_view::npos
+                        : static_cast<std::size_t>(static_cast<const char*>(end) - chunk.data());
+}
+
+}  // namespace
 
 SseParser::SseParser(EventHandler on_event, std::size_t max_event_bytes)
     : on_event_(std::move(on_event)), max_event_bytes_(max_event_bytes) {}
@@ -45,7 +64,7 @@ bool SseParser::FeedLines(std::string_view chunk) {
         continue;
       }
     }
-    const std::size_t eol = chunk.find_first_of("\r\n", pos);
+    const std::size_t eol = FindLineEnd(chunk, pos);
     if (eol == std::string_view::npos) {
       line_.append(chunk.substr(pos));
       break;
@@ -56,6 +75,8 @@ bool SseParser::FeedLines(std::string_view chunk) {
       line_.append(chunk.substr(pos, eol - pos));
       ProcessLine(line_);
       line_.clear();
+      // A put's data line can be megabytes; its buffer is not kept for the heartbeats after it.
+      if (line_.capacity() > kKeptLineCapacity) line_.shrink_to_fit();
     }
     if (chunk[eol] == '\r') skip_lf_ = true;
     pos = eol + 1;

@@ -74,19 +74,26 @@ std::optional<std::pair<std::uint64_t, std::uint64_t>> HashFile(const fs::path& 
   return std::make_pair(std::uint64_t{size}, hash.Finish(size));
 }
 
-}  // namespace
-
-void MarkCleanClose(const std::string& dir) {
+// The mark's text for `dir`/data.mdb as it is now, or nullopt when it cannot be read whole.
+std::optional<std::string> MarkText(const std::string& dir) {
   const auto hashed = HashFile(fs::path(dir) / "data.mdb");
-  if (!hashed) return;  // no mark: the next start probes, which is always safe
+  if (!hashed) return std::nullopt;
   char text[96];
   std::snprintf(text, sizeof text, kMarkFormat, static_cast<unsigned long long>(hashed->first),
                 static_cast<unsigned long long>(hashed->second));
+  return text;
+}
+
+}  // namespace
+
+void MarkCleanClose(const std::string& dir) {
+  const auto text = MarkText(dir);
+  if (!text) return;  // no mark: the next start probes, which is always safe
   const fs::path mark = fs::path(dir) / kMarkName;
   const fs::path partial = fs::path(dir) / (std::string(kMarkName) + ".partial");
   {
     std::ofstream out(partial, std::ios::trunc);
-    out << text;
+    out << *text;
     if (!out.flush()) return;
   }
   std::error_code ec;
@@ -105,13 +112,7 @@ bool TakeCleanCloseMark(const std::string& dir) {
   // Removed before the file is opened: if opening it crashes after all, the next start probes.
   std::error_code ec;
   if (!fs::remove(mark, ec) || ec) return false;
-  const auto hashed = HashFile(fs::path(dir) / "data.mdb");
-  if (!hashed) return false;
-  char expected[96];
-  std::snprintf(expected, sizeof expected, kMarkFormat,
-                static_cast<unsigned long long>(hashed->first),
-                static_cast<unsigned long long>(hashed->second));
-  return stored == expected;
+  return MarkText(dir) == stored;
 }
 
 }  // namespace flagrelay::cache

@@ -297,6 +297,8 @@ class Loader {
         {"proxy", Section(&Loader::ProxyFields)},
         {"readiness", Section(&Loader::ReadinessFields)},
         {"events", Section(&Loader::EventsFields)},
+        {"reload", Section(&Loader::ReloadFields)},
+        {"shutdown", Section(&Loader::ShutdownFields)},
         {"logLevel",
          [this](const std::string& path, const YAML::Node& node) {
            if (auto text = ScalarText(path, node)) SetLogLevel(path, *text);
@@ -472,6 +474,48 @@ class Loader {
     };
   }
 
+  std::vector<Field> ReloadFields() {
+    return {{"watchInterval", DurationField(config_.reload.watch_interval)}};
+  }
+
+  std::vector<Field> ShutdownFields() {
+    return {{"drainDelay", DurationField(config_.shutdown.drain_delay)}};
+  }
+
+  // expiringSdkKey / expiringMobileKey: {key, expiry}, both required.
+  Handler ExpiringKeyField(std::optional<ExpiringKey>& out) {
+    return [this, &out](const std::string& path, const YAML::Node& node) {
+      ExpiringKey key;
+      // seen: a value was there (and any problem with it is reported already).
+      bool has_key = false, has_expiry = false, key_seen = false, expiry_seen = false;
+      ParseMap(node, path,
+               {{"key",
+                 [&](const std::string& key_path, const YAML::Node& value) {
+                   key_seen = true;
+                   if (auto text = ScalarText(key_path, value)) {
+                     key.key = KeepSecret(std::move(*text));
+                     has_key = CheckKey(key_path, key.key);
+                   }
+                 }},
+                {"expiry", [&](const std::string& expiry_path, const YAML::Node& value) {
+                   expiry_seen = true;
+                   auto text = ScalarText(expiry_path, value);
+                   if (!text) return;
+                   if (auto time = ParseTimestamp(*text)) {
+                     key.expiry_unix_ms = *time;
+                     has_expiry = true;
+                   } else {
+                     Error(expiry_path, "expected an RFC 3339 time such as 2026-12-01T00:00:00Z, got " +
+                                            Quote(*text));
+                   }
+                 }}});
+      if (!node.IsMap()) return;
+      if (!key_seen) Error(path + ".key", "required");
+      if (!expiry_seen) Error(path + ".expiry", "required");
+      if (has_key && has_expiry) out = std::move(key);
+    };
+  }
+
   std::vector<Field> CacheFields() {
     CacheConfig& c = config_.cache;
     return {
@@ -499,6 +543,8 @@ class Loader {
              e.mobile_key = KeepSecret(std::move(*text));
            }
          }},
+        {"expiringSdkKey", ExpiringKeyField(e.expiring_sdk_key)},
+        {"expiringMobileKey", ExpiringKeyField(e.expiring_mobile_key)},
         {"envId", StringField(e.env_id)},
         {"dataFile", StringField(e.data_file)},
         {"dataFilePollInterval", DurationField(e.data_file_poll_interval)},
@@ -1148,6 +1194,16 @@ class Loader {
           CheckUnique(mobile_path, "mobile key", e.mobile_key->Reveal(), e.mobile_key->Masked(),
                       e.name, mobile_keys);
         }
+      }
+      // An expiring key authenticates like the current one: it must be unique as well.
+      if (e.expiring_sdk_key) {
+        CheckUnique(base + ".expiringSdkKey.key", "SDK key", e.expiring_sdk_key->key.Reveal(),
+                    e.expiring_sdk_key->key.Masked(), e.name, sdk_keys);
+      }
+      if (e.expiring_mobile_key) {
+        CheckUnique(base + ".expiringMobileKey.key", "mobile key",
+                    e.expiring_mobile_key->key.Reveal(), e.expiring_mobile_key->key.Masked(),
+                    e.name, mobile_keys);
       }
       if (!e.env_id.empty()) {
         const std::string id_path = base + ".envId";

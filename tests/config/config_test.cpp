@@ -1268,4 +1268,67 @@ TEST(ConfigFile, LoadsAndPrefixesErrorsWithThePath) {
 }
 
 }  // namespace
+// ---- live reconfiguration keys -----------------------------------------------------------------
+
+TEST(ConfigTimestamp, ParsesRfc3339) {
+  EXPECT_EQ(ParseTimestamp("1970-01-01T00:00:00Z"), 0);
+  EXPECT_EQ(ParseTimestamp("2026-12-01T00:00:00Z"), 1796083200000);
+  EXPECT_EQ(ParseTimestamp("2026-12-01T01:30:00+01:30"), 1796083200000);
+  EXPECT_EQ(ParseTimestamp("2026-11-30T22:00:00.250-02:00"), 1796083200250);
+  EXPECT_EQ(ParseTimestamp("2024-02-29t12:00:00z"), 1709208000000);
+}
+
+TEST(ConfigTimestamp, RejectsWhatIsNotRfc3339) {
+  for (const char* text : {"", "2026-12-01", "2026-12-01 00:00:00Z", "2026-12-01T00:00:00",
+                           "2026-13-01T00:00:00Z", "2025-02-29T00:00:00Z", "2026-12-01T24:00:00Z",
+                           "2026-12-01T00:00:00.Z", "2026-12-01T00:00:00+0100", "tomorrow",
+                           "2026-12-01T00:00:00Zjunk"}) {
+    EXPECT_EQ(ParseTimestamp(text), std::nullopt) << text;
+  }
+}
+
+TEST(ConfigLoad, ReloadAndShutdown) {
+  const RelayConfig defaults = LoadOk(kEnvs);
+  EXPECT_EQ(defaults.reload.watch_interval, milliseconds(0));
+  EXPECT_EQ(defaults.shutdown.drain_delay, milliseconds(0));
+  const RelayConfig c = LoadOk("reload:\n  watchInterval: 10s\nshutdown:\n  drainDelay: 5s\n" + kEnvs);
+  EXPECT_EQ(c.reload.watch_interval, seconds(10));
+  EXPECT_EQ(c.shutdown.drain_delay, seconds(5));
+  EXPECT_THAT(Load("shutdown:\n  drainDelay: 5\n" + kEnvs).errors,
+              Contains(HasSubstr("shutdown.drainDelay")));
+}
+
+TEST(ConfigLoad, ExpiringKeys) {
+  const RelayConfig c = LoadOk(kEnvs + "    mobileKey: " + std::string(kMobileKey) +
+                               "\n    expiringSdkKey:\n      key: " + std::string(kSdkKey2) +
+                               "\n      expiry: 2026-12-01T00:00:00Z\n"
+                               "    expiringMobileKey:\n      key: mob-old\n"
+                               "      expiry: 2026-12-02T00:00:00Z\n");
+  ASSERT_TRUE(c.environments[0].expiring_sdk_key);
+  EXPECT_EQ(c.environments[0].expiring_sdk_key->key.Reveal(), kSdkKey2);
+  EXPECT_EQ(c.environments[0].expiring_sdk_key->expiry_unix_ms, 1796083200000);
+  ASSERT_TRUE(c.environments[0].expiring_mobile_key);
+  EXPECT_EQ(c.environments[0].expiring_mobile_key->expiry_unix_ms, 1796083200000 + 86400000);
+}
+
+TEST(ConfigLoad, ExpiringKeyErrors) {
+  const std::string base = kEnvs + "    expiringSdkKey:\n";
+  EXPECT_THAT(Load(base + "      key: sdk-old\n").errors,
+              ElementsAre(HasSubstr("environments.prod.expiringSdkKey.expiry: required")));
+  EXPECT_THAT(Load(base + "      expiry: 2026-12-01T00:00:00Z\n").errors,
+              ElementsAre(HasSubstr("environments.prod.expiringSdkKey.key: required")));
+  EXPECT_THAT(Load(base + "      key: sdk-old\n      expiry: next week\n").errors,
+              ElementsAre(HasSubstr("expected an RFC 3339 time")));
+  EXPECT_THAT(Load(base + "      key: sdk-old\n      expiry: 2026-12-01T00:00:00Z\n      when: now\n")
+                  .errors,
+              ElementsAre(HasSubstr("expiringSdkKey.when: unknown key")));
+  // The expiring key is the current one, or another environment's: which environment it opens
+  // would be ambiguous. The error never shows the key whole.
+  const LoadResult same = Load(base + "      key: " + std::string(kSdkKey) +
+                               "\n      expiry: 2026-12-01T00:00:00Z\n");
+  EXPECT_THAT(same.errors, ElementsAre(AllOf(HasSubstr("expiringSdkKey.key: SDK key"),
+                                             HasSubstr("also used by environment 'prod'"),
+                                             Not(HasSubstr(std::string(kSdkKey))))));
+}
+
 }  // namespace flagrelay::config

@@ -157,10 +157,20 @@ struct EnvironmentEventsConfig {
   friend bool operator==(const EnvironmentEventsConfig&, const EnvironmentEventsConfig&) = default;
 };
 
+/// A credential being rotated out: still accepted until `expiry_unix_ms` (ld-relay's expiring
+/// keys), so SDKs can move to the new key without an outage.
+struct ExpiringKey {
+  Secret key;
+  std::int64_t expiry_unix_ms = 0;  // expiry: an RFC 3339 time
+  friend bool operator==(const ExpiringKey&, const ExpiringKey&) = default;
+};
+
 struct EnvironmentConfig {
   std::string name;  // the key under `environments:`
   Secret sdk_key;    // required
   std::optional<Secret> mobile_key;
+  std::optional<ExpiringKey> expiring_sdk_key;     // expiringSdkKey: {key, expiry}
+  std::optional<ExpiringKey> expiring_mobile_key;  // expiringMobileKey: {key, expiry}
   std::string env_id;     // client-side ID; empty = none
   std::string data_file;  // non-empty = served from this JSON file, no upstream stream
   Duration data_file_poll_interval = std::chrono::seconds(1);  // dataFilePollInterval
@@ -170,6 +180,21 @@ struct EnvironmentConfig {
   std::vector<std::string> allowed_headers;  // allowedHeader
   bool secure_mode = false;                  // secureMode
   EnvironmentEventsConfig events;            // events
+  friend bool operator==(const EnvironmentConfig&, const EnvironmentConfig&) = default;
+};
+
+/// reload: applying a changed config file without a restart (besides SIGHUP).
+struct ReloadConfig {
+  /// reload.watchInterval: how often the config file is checked for a change (content hash);
+  /// 0 = only on SIGHUP.
+  Duration watch_interval{0};
+};
+
+/// shutdown: what SIGTERM does before the listener closes.
+struct ShutdownConfig {
+  /// shutdown.drainDelay: /readyz answers 503 for this long while everything is still served, so
+  /// that load balancers (Kubernetes endpoints) stop sending new SDKs first.
+  Duration drain_delay{0};
 };
 
 struct RelayConfig {
@@ -181,6 +206,8 @@ struct RelayConfig {
   ProxyConfig proxy;
   ReadinessConfig readiness;
   EventsConfig events;
+  ReloadConfig reload;
+  ShutdownConfig shutdown;
   LogLevel log_level = LogLevel::kInfo;
   unsigned threads = 0;                         // 0 = one per hardware thread
   std::vector<EnvironmentConfig> environments;  // in file order; names unique
@@ -212,6 +239,9 @@ inline constexpr Duration kMaxDuration =
 /// Parses `500ms`, `30s`, `1m`, `1h`, `1m30s`; nullopt on anything else (a bare number included)
 /// and beyond kMaxDuration.
 [[nodiscard]] std::optional<Duration> ParseDuration(std::string_view text);
+/// Parses an RFC 3339 time (`2026-12-01T00:00:00Z`, `2026-12-01T01:30:00.5+01:30`) into
+/// milliseconds since the Unix epoch; nullopt on anything else.
+[[nodiscard]] std::optional<std::int64_t> ParseTimestamp(std::string_view text);
 /// Parses `1024`, `64KiB`, `8MiB`, `1GiB` (also KB/MB/GB as powers of 1000); nullopt otherwise.
 [[nodiscard]] std::optional<std::size_t> ParseSize(std::string_view text);
 

@@ -199,6 +199,7 @@ relayTest('chained relays: two sidecars behind the regional relay; one upstream 
   const served = await latestAll(b2, KEYS.prod);
   assert.equal(served.status, 200);
   assert.equal(served.body.flags.checkout.version, 2);
+  assert.equal((await httpRequest(`${b2.url}/readyz`)).status, 200, 'ready on its cache (readiness.mode: data)');
   const bm = (await scrape(b2)).parsed;
   assert.equal(findSamples(bm, 'flagrelay_data_source', { env: 'production', source: 'cache' })[0]?.value, 1);
 });

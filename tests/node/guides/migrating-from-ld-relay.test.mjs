@@ -115,6 +115,12 @@ relayTest('every example value in the table passes --check-config; a bad value n
   const quoted = /`(env EXIT_ON_ERROR: [^`]+)`/.exec(guide.replace(/\n/g, ' '))?.[1];
   assert.ok(quoted, 'the guide quotes an EXIT_ON_ERROR message');
   assert.ok(checkConfig(file, { EXIT_ON_ERROR: 'yes' }).out.includes(quoted), `the binary prints '${quoted}'`);
+  // An empty file with LD_ENV_<name> is a complete configuration.
+  const empty = path.join(s.tmpDir(), 'empty.yaml');
+  fs.writeFileSync(empty, '');
+  const fromVars = checkConfig(empty, { [`LD_ENV_${NAME}`]: KEYS.prod });
+  assert.equal(fromVars.code, 0, fromVars.out);
+  assert.match(fromVars.out, /valid \(1 environments\)/);
   // ld-relay's sizes with a B suffix, and EVENTS_CAPACITY below events.maxBatch, as the table says.
   assert.match(checkConfig(file, { EVENTS_CAPACITY: '499' }).out, /must be at least events\.maxBatch \(500\)/);
   assert.equal(checkConfig(baseFile(s, 'events: {maxBatch: 100}\n'), { EVENTS_CAPACITY: '100' }).code, 0, 'a file lowering maxBatch allows it');
@@ -369,6 +375,9 @@ relayTest('variables only: the guide\'s env file and relay.yaml pass the guide\'
   assert.match(check.stdout, /valid \(2 environments\)/, 'production from the file, staging from LD_ENV_staging');
   // With only the key set, every ${VAR:-default} default is valid too.
   assert.equal(checkConfig(configFile, { [`LD_ENV_${NAME}`]: KEYS.prod }).code, 0);
+  // What the not-read table warns of: values ld-relay takes that are errors through the file.
+  assert.match(checkConfig(configFile, { [`LD_ENV_${NAME}`]: KEYS.prod, HEARTBEAT_INTERVAL: '15' }).out, /heartbeatInterval: duration needs a unit/);
+  assert.match(checkConfig(configFile, { [`LD_ENV_${NAME}`]: KEYS.prod, [`LD_SECURE_MODE_${NAME}`]: '1' }).out, /secureMode: expected true or false/);
 
   // Run it: the env file's variables, with loopback values for the addresses and quick values for
   // the timings (still ld-relay's variables, so still what the file maps).

@@ -164,8 +164,9 @@ relayTest('chained relays: two sidecars behind the regional relay; one upstream 
   assert.equal(server.headers.authorization, KEYS.prod, 'forwarded with the regional relay\'s SDK key');
   assert.equal(mobile.headers.authorization, KEYS.prodMobile, 'forwarded with the regional relay\'s mobile key');
 
-  // Failure table, row 1: the regional relay stops. Sidecars keep serving and say INTERRUPTED.
-  await regional.terminate();
+  // Failure table, row 1: the regional relay stops (killed: the harsher case). Sidecars keep
+  // serving and say INTERRUPTED.
+  await regional.kill();
   for (const sc of sidecars) {
     await waitEnv(sc.relay, stateIs('INTERRUPTED'), { env: 'production', what: `${sc.relay.label} INTERRUPTED` });
     const r = await latestAll(sc.relay, KEYS.prod);
@@ -190,9 +191,11 @@ relayTest('chained relays: two sidecars behind the regional relay; one upstream 
   const sidecarStatus = await statusJson(sidecars[0].relay);
   assert.equal(sidecarStatus.environments.production.dataSource, 'upstream', 'a sidecar cannot tell');
 
-  // Row 2: a sidecar restarts while the regional relay is down: it serves its own cache.
-  await regional2.terminate();
+  // Row 2: a sidecar restarts while the regional relay is down: it serves its own cache. (Its
+  // SDKs go with it, as in a pod that restarts.)
+  await regional2.kill();
   const b = sidecars[1];
+  for (const x of streams.filter((x) => x.label.startsWith(b.relay.label))) x.sse.close();
   await b.relay.terminate();
   const b2 = await startSidecar(s, { root: b.root, port: b.port, metricsPort: b.metricsPort, regionalPort: rp.port, label: 'sidecar b (restarted)' });
   await waitEnv(b2, (e) => e.dataSource === 'cache', { env: 'production', what: 'the restarted sidecar serves its cache' });

@@ -398,8 +398,8 @@ test('NOTES.txt renders in both modes and tells where to point sidecars and SDKs
 
 test('docs/kubernetes.md: the plain-YAML sidecar is what the include route renders', async () => {
   const md = fs.readFileSync(path.join(REPO, 'docs/kubernetes.md'), 'utf8');
-  const block = /<!-- plain-yaml-sidecar -->\s*```yaml\n([\s\S]*?)```/.exec(md);
-  assert.ok(block, 'docs/kubernetes.md has the plain-YAML block after <!-- plain-yaml-sidecar -->');
+  const block = /^```yaml id=plain-sidecar\n([\s\S]*?)^```$/m.exec(md);
+  assert.ok(block, 'docs/kubernetes.md has the block ```yaml id=plain-sidecar');
   const docs = block[1].split(/^---$/m).map(parseYaml).filter(Boolean);
   for (const obj of docs) assert.deepEqual(await schemaProblems(obj), [], `${obj.kind} in docs/kubernetes.md`);
   const plainPod = docs.find((o) => o.kind === 'Deployment').spec.template.spec;

@@ -14,8 +14,19 @@ export const CHART = path.join(REPO, 'helm/flagrelay');
 export const HELM_TESTS = path.join(REPO, 'tests/helm');
 export const valuesFile = (name) => path.join(HELM_TESTS, 'values', `${name}.yaml`);
 
-const GO = process.env.GO || 'go';
+export const GO = process.env.GO || 'go';
 let rendererPath = null;
+
+/** Go in GOPATH mode on Debian's packaged sources: no module proxy, nothing fetched. */
+export function goEnv() {
+  return {
+    ...process.env,
+    GO111MODULE: 'off',
+    GOPATH: '/usr/share/gocode',
+    GOFLAGS: '',
+    GOCACHE: path.join(os.tmpdir(), 'flagrelay-helm-gocache'),
+  };
+}
 
 /**
  * Builds the renderer once per process (GO111MODULE=off against Debian's GOPATH, offline) into a
@@ -28,13 +39,7 @@ export function renderer() {
     cwd: path.join(HELM_TESTS, 'render'),
     encoding: 'utf8',
     timeout: 120000,
-    env: {
-      ...process.env,
-      GO111MODULE: 'off',
-      GOPATH: '/usr/share/gocode',
-      GOFLAGS: '',
-      GOCACHE: path.join(os.tmpdir(), 'flagrelay-helm-gocache'),
-    },
+    env: goEnv(),
   });
   if (r.error || r.status !== 0) {
     throw new Error(

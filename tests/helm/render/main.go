@@ -479,11 +479,23 @@ func run() int {
 	fs.Var(&valueFiles, "f", "values file (repeatable, later ones win)")
 	fs.Var(&sets, "set", "a.b.c=value (repeatable, after the files)")
 	fs.Var(&apiVersions, "api-versions", "extra API version for .Capabilities.APIVersions (repeatable)")
-	if err := fs.Parse(os.Args[1:]); err != nil || fs.NArg() != 1 {
+	// Flags may follow the chart, as with helm.
+	var positional []string
+	for args := os.Args[1:]; ; {
+		if err := fs.Parse(args); err != nil {
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(positional) != 1 {
 		fmt.Fprintln(os.Stderr, "usage: render [--name R] [--namespace NS] [-f values.yaml]... [--set a.b=v]... [--notes] CHART_DIR")
 		return 2
 	}
-	if err := render(fs.Arg(0), *name, *namespace, *kubeVersion, *notes, valueFiles, sets, apiVersions); err != nil {
+	if err := render(positional[0], *name, *namespace, *kubeVersion, *notes, valueFiles, sets, apiVersions); err != nil {
 		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
 		return 1
 	}

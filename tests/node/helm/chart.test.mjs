@@ -413,3 +413,34 @@ test('docs/kubernetes.md: the plain-YAML sidecar is what the include route rende
   assert.deepEqual(parseYaml(plainCm.data['config.yaml']), parseYaml(configText(rendered)), 'config.yaml');
   assert.equal(plainCm.metadata.name, configMap(rendered).metadata.name);
 });
+
+test('docs: every values example (blocks tagged id=values-*) renders, and its config passes --check-config', () => {
+  const dir = makeTempDir('flagrelay-helm-docs-');
+  try {
+    const sources = [path.join(REPO, 'docs/kubernetes.md'), path.join(CHART, 'README.md')];
+    let n = 0;
+    for (const file of sources) {
+      for (const [, id, body] of fs.readFileSync(file, 'utf8').matchAll(/^```yaml id=(values-[\w-]+)\n([\s\S]*?)^```$/gm)) {
+        n++;
+        const snippet = path.join(dir, `${id}.yaml`);
+        fs.writeFileSync(snippet, body);
+        // A parent chart's values go to the parent chart; an example with keys and environments
+        // renders alone; a fragment (TLS, chaining) is laid over a complete standalone values
+        // file, as a user adds it to theirs.
+        const values = parseYaml(body);
+        const complete = values.secretEnv || values.config?.environments;
+        const r = 'flagrelay' in values
+          ? render({ chart: PARENT, name: 'shop', namespace: 'shop', values: [snippet] })
+          : render({ values: complete ? [snippet] : [valuesFile('standalone'), snippet] });
+        assert.equal(r.code, 0, `${path.basename(file)} ${id}: ${r.stderr}`);
+        const docs = r.docs;
+        const check = checkConfig(configText(docs), dir);
+        assert.equal(check.code, 0, `${path.basename(file)} ${id}: ${check.output}`);
+      }
+    }
+    assert.ok(n >= 7, `found ${n} values examples`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+

@@ -30,11 +30,13 @@ export function goEnv() {
 
 /**
  * Builds the renderer once per process (GO111MODULE=off against Debian's GOPATH, offline) into a
- * temp dir; the Go build cache is kept in the temp dir across runs.
+ * temp dir removed at exit; the Go build cache stays in the system temp dir across runs.
  */
 export function renderer() {
   if (rendererPath) return rendererPath;
-  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'flagrelay-helm-render-')), 'render');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flagrelay-helm-render-'));
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  const out = path.join(dir, 'render');
   const r = spawnSync(GO, ['build', '-o', out, '.'], {
     cwd: path.join(HELM_TESTS, 'render'),
     encoding: 'utf8',

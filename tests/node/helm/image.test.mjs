@@ -51,10 +51,16 @@ test('stages: built on debian:bookworm with the project\'s dependency list, run 
   assert.ok(copied.includes('cmake') && copied.includes('CMakeLists.txt'));
 });
 
-test('the runtime packages cover every library `ldd flagrelay` lists, and nothing else but the CA store', () => {
+test('the runtime packages cover every library `ldd flagrelay` lists, and nothing else but the CA store', (t) => {
   const bin = assertRelayBinExists();
   const ldd = spawnSync('ldd', [bin], { encoding: 'utf8', timeout: 10000 });
   assert.equal(ldd.status, 0, ldd.stderr);
+  // scripts/test runs this suite on the Release build and again on the sanitizer build, whose
+  // Debug link differs (sanitizer runtimes, more Boost libraries); the image is built Release.
+  if (/\blib(asan|ubsan|tsan)\.so/.test(ldd.stdout)) {
+    t.skip(`${bin} is a sanitizer build; the Release pass checks the image's libraries`);
+    return;
+  }
   const libs = [];
   for (const line of ldd.stdout.split('\n')) {
     const m = /=>\s+(\/\S+)/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);

@@ -24,6 +24,8 @@ export function goEnv() {
     GO111MODULE: 'off',
     GOPATH: '/usr/share/gocode',
     GOFLAGS: '',
+    GOENV: 'off', // no user go.env: the same build on every machine
+    CGO_ENABLED: '0', // pure Go; no C toolchain involved
     GOCACHE: path.join(os.tmpdir(), 'flagrelay-helm-gocache'),
   };
 }

@@ -60,7 +60,8 @@ int main(int argc, char** argv) {
     }
     const std::string path = argv[2];
     return flagrelay::relay::Run(
-        *result.config, [path] { return LoadFile(path, flagrelay::config::EnvVarsFromProcess()); });
+        *result.config, [path] { return LoadFile(path, flagrelay::config::EnvVarsFromProcess()); },
+        path);
   } catch (const std::exception& e) {
     // Only start-up code throws (DESIGN.md §4); turn it into a message and an exit code.
     std::cerr << "flagrelay: cannot start: " << e.what() << "\n";

@@ -505,8 +505,9 @@ class Loader {
                      key.expiry_unix_ms = *time;
                      has_expiry = true;
                    } else {
-                     Error(expiry_path, "expected an RFC 3339 time such as 2026-12-01T00:00:00Z, got " +
-                                            Quote(*text));
+                     Error(expiry_path,
+                           "expected an RFC 3339 time such as 2026-12-01T00:00:00Z, got " +
+                               Quote(*text));
                    }
                  }}});
       if (!node.IsMap()) return;
@@ -887,6 +888,10 @@ class Loader {
     if (const std::string* value =
             FromEnv("DISCONNECTED_STATUS_TIME", "upstream.disconnectedStatusTime")) {
       SetDuration("upstream.disconnectedStatusTime", *value, upstream.disconnected_status_time);
+    }
+    if (const std::string* value =
+            FromEnv("MAX_CLIENT_CONNECTION_TIME", "streams.maxConnectionTime")) {
+      SetDuration("streams.maxConnectionTime", *value, config_.streams.max_connection_time);
     }
     // ld-relay's [Events] variables. USE_EVENTS is ld-relay's sendEvents, for every environment.
     if (const std::string* value = FromEnv("USE_EVENTS", "events")) {

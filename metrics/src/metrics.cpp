@@ -2,6 +2,8 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
+
 namespace flagrelay::metrics {
 
 namespace {
@@ -134,8 +136,28 @@ RelayMetrics::RelayMetrics(std::string_view version)
            .Add({});
 }
 
+namespace {
+
+// The state gauges of a new environment: no upstream connection yet, no data.
+void ResetStateGauges(const EnvironmentMetrics& m) {
+  for (std::size_t i = 0; i < kUpstreamStates; ++i) m.upstream_state[i]->Set(i == 0 ? 1 : 0);
+  for (std::size_t i = 0; i < kDataSources; ++i) m.data_source[i]->Set(i == 0 ? 1 : 0);
+  m.upstream_connected->Set(0);
+  m.cache_healthy->Set(1);
+}
+
+}  // namespace
+
 const EnvironmentMetrics& RelayMetrics::AddEnvironment(std::string_view env_name) {
   const std::string env(env_name);
+  {
+    std::lock_guard lock(mutex_);
+    if (const auto it = environments_.find(env); it != environments_.end()) {
+      retired_.erase(env);
+      ResetStateGauges(*it->second);
+      return *it->second;
+    }
+  }
   auto m = std::make_unique<EnvironmentMetrics>();
   for (std::size_t i = 0; i < kSdkKinds; ++i) {
     const std::string sdk(ToString(static_cast<SdkKind>(i)));
@@ -152,7 +174,6 @@ const EnvironmentMetrics& RelayMetrics::AddEnvironment(std::string_view env_name
   for (std::size_t i = 0; i < kUpstreamStates; ++i) {
     m->upstream_state[i] = &upstream_state_.Add({{"env", env}, {"state", states[i]}});
   }
-  m->upstream_state[0]->Set(1);
   m->upstream_last_activity_age = &upstream_activity_age_.Add({{"env", env}});
   const char* poll_results[] = {"ok", "not_modified", "error"};
   for (std::size_t i = 0; i < 3; ++i) {
@@ -171,7 +192,6 @@ const EnvironmentMetrics& RelayMetrics::AddEnvironment(std::string_view env_name
   for (std::size_t i = 0; i < kDataSources; ++i) {
     m->data_source[i] = &data_source_.Add({{"env", env}, {"source", sources[i]}});
   }
-  m->data_source[0]->Set(1);
   m->snapshot_bytes = &snapshot_bytes_.Add({{"env", env}});
   m->snapshot_flags = &snapshot_items_.Add({{"env", env}, {"kind", "flags"}});
   m->snapshot_segments = &snapshot_items_.Add({{"env", env}, {"kind", "segments"}});
@@ -179,7 +199,6 @@ const EnvironmentMetrics& RelayMetrics::AddEnvironment(std::string_view env_name
   m->cache_commits_ok = &cache_commits_.Add({{"env", env}, {"result", "ok"}});
   m->cache_commits_failed = &cache_commits_.Add({{"env", env}, {"result", "error"}});
   m->cache_healthy = &cache_healthy_.Add({{"env", env}});
-  m->cache_healthy->Set(1);
   m->cache_loads = [this, env](std::string_view outcome) -> prometheus::Counter& {
     return cache_loads_.Add({{"env", env}, {"outcome", std::string(outcome)}});
   };
@@ -196,9 +215,14 @@ const EnvironmentMetrics& RelayMetrics::AddEnvironment(std::string_view env_name
   m->events_queued = &events_queued_.Add({{"env", env}});
   m->events_queued_bytes = &events_queued_bytes_.Add({{"env", env}});
   m->events_forwarding = &events_forwarding_.Add({{"env", env}});
+  ResetStateGauges(*m);
   std::lock_guard lock(mutex_);
-  environments_.push_back(std::move(m));
-  return *environments_.back();
+  return *environments_.emplace(env, std::move(m)).first->second;
+}
+
+void RelayMetrics::RetireEnvironment(std::string_view env_name) {
+  std::lock_guard lock(mutex_);
+  if (environments_.find(env_name) != environments_.end()) retired_.emplace(env_name);
 }
 
 prometheus::Counter& RelayMetrics::HttpRequests(std::string_view route, std::string_view method,
@@ -214,11 +238,22 @@ void RelayMetrics::OnScrape(std::function<void()> hook) {
 }
 
 std::string RelayMetrics::Serialize() {
+  std::vector<prometheus::MetricFamily> families;
   {
     std::lock_guard lock(mutex_);
     for (const auto& hook : hooks_) hook();
+    families = registry_->Collect();
+    if (!retired_.empty()) {
+      for (prometheus::MetricFamily& family : families) {
+        std::erase_if(family.metric, [this](const prometheus::ClientMetric& metric) {
+          return std::any_of(metric.label.begin(), metric.label.end(), [this](const auto& label) {
+            return label.name == "env" && retired_.count(label.value) != 0;
+          });
+        });
+      }
+    }
   }
-  return prometheus::TextSerializer().Serialize(registry_->Collect());
+  return prometheus::TextSerializer().Serialize(families);
 }
 
 }  // namespace flagrelay::metrics

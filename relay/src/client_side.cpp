@@ -259,12 +259,13 @@ std::optional<HttpResponse> Router::RouteClientSide(const HttpRequest& request,
   route_id = route->id;
 
   Environment* env = nullptr;
+  std::int64_t expires = 0;
   switch (route->credential) {
     case Credential::kSdkKey:
-      env = Authenticate(request.authorization);
+      env = Authenticate(request.authorization, &expires);
       break;
     case Credential::kMobileKey:
-      env = AuthenticateMobile(request.authorization);
+      env = AuthenticateMobile(request.authorization, &expires);
       break;
     case Credential::kEnvironmentId: {
       auto it = by_env_id_.find(PercentDecode(route->env_id));
@@ -275,7 +276,8 @@ std::optional<HttpResponse> Router::RouteClientSide(const HttpRequest& request,
     }
   }
   if (env == nullptr) return Unauthorized();
-  const config::EnvironmentConfig& config = env->config();
+  const auto config_ptr = env->config();
+  const config::EnvironmentConfig& config = *config_ptr;
   const bool browser = route->credential == Credential::kEnvironmentId;
   auto respond = [&](HttpResponse response) {
     if (browser) AddCorsHeaders(response, config, request.origin, route->allowed_methods);
@@ -295,7 +297,8 @@ std::optional<HttpResponse> Router::RouteClientSide(const HttpRequest& request,
   }
   if (route->action == ClientRoute::kPing) {
     HttpResponse response;
-    response.stream_env = env;
+    response.stream_env = env->shared_from_this();
+    response.credential_expires_unix_ms = expires;
     response.stream_kind = StreamKind::kPing;
     response.stream_sdk = sdk;
     return respond(std::move(response));
@@ -334,7 +337,8 @@ std::optional<HttpResponse> Router::RouteClientSide(const HttpRequest& request,
                                   QueryParam(request.target, "withReasons") == "true"};
   if (route->action == ClientRoute::kStream) {
     HttpResponse response;
-    response.stream_env = env;
+    response.stream_env = env->shared_from_this();
+    response.credential_expires_unix_ms = expires;
     response.stream_kind = StreamKind::kEvaluated;
     response.stream_sdk = sdk;
     response.client_stream = std::make_shared<ClientStream>(std::move(*context), options);

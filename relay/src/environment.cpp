@@ -100,21 +100,25 @@ std::int64_t NowUnixMs() {
 Environment::Environment(config::EnvironmentConfig config, cache::Store* store,
                          CommitQueue& commits, const metrics::EnvironmentMetrics& metrics,
                          config::Duration disconnected_status_time)
-    : config_(std::move(config)),
+    : name_(config.name),
+      config_(std::make_shared<const config::EnvironmentConfig>(std::move(config))),
       store_(store),
       commits_(commits),
       metrics_(metrics),
       disconnected_status_time_(disconnected_status_time),
-      mode_(config_.data_file.empty() ? SourceMode::kStreaming : SourceMode::kFile),
+      mode_(config_.load()->data_file.empty() ? SourceMode::kStreaming : SourceMode::kFile),
       state_since_unix_ms_(NowUnixMs()),
       cache_state_(store ? "ok" : "disabled") {}
 
-std::string Environment::Fingerprint() const {
-  // Identifies the credential the cached data belongs to, without storing the key itself.
+std::string Environment::Fingerprint(const config::Secret& sdk_key) {
   char hex[24];
   std::snprintf(hex, sizeof hex, "%016llx",
-                static_cast<unsigned long long>(protocol::StableHash64(config_.sdk_key.Reveal())));
+                static_cast<unsigned long long>(protocol::StableHash64(sdk_key.Reveal())));
   return std::string("sdk:") + hex;
+}
+
+void Environment::UpdateConfig(config::EnvironmentConfig config) {
+  config_.store(std::make_shared<const config::EnvironmentConfig>(std::move(config)));
 }
 
 protocol::SnapshotPtr Environment::MakeSnapshot(ItemSet flags, ItemSet segments,
@@ -137,16 +141,23 @@ void Environment::LoadFromCache(const std::string& open_problem) {
     }
     return;
   }
-  const std::string component = "cache " + config_.name;
-  cache::LoadResult loaded = store_->Load(config_.name);
+  const std::string component = "cache " + name_;
+  cache::LoadResult loaded = store_->Load(name_);
   std::string outcome(cache::ToString(loaded.outcome));
   std::string problem = loaded.detail;
   if (loaded.outcome == cache::LoadOutcome::kMissing && !open_problem.empty()) {
     outcome = "corrupt";
     problem = open_problem;
   }
+  // Data cached under a key being rotated out (still valid) is this environment's too.
+  const auto config = config_.load();
+  const auto belongs = [&config](const std::string& fingerprint) {
+    return fingerprint == Fingerprint(config->sdk_key) ||
+           (config->expiring_sdk_key && config->expiring_sdk_key->expiry_unix_ms > NowUnixMs() &&
+            fingerprint == Fingerprint(config->expiring_sdk_key->key));
+  };
   if (loaded.outcome == cache::LoadOutcome::kLoaded &&
-      loaded.snapshot->meta.fingerprint != Fingerprint()) {
+      !belongs(loaded.snapshot->meta.fingerprint)) {
     outcome = "mismatch";
     problem = "cached data belongs to a different SDK key; ignored";
   }
@@ -160,7 +171,7 @@ void Environment::LoadFromCache(const std::string& open_problem) {
         outcome = "corrupt";
         problem = "record " + record.kind + "/" + record.key + " does not parse" +
                   (item ? std::string() : ": " + item.error().message);
-        const std::string error = store_->Quarantine(config_.name);
+        const std::string error = store_->Quarantine(name_);
         problem += error.empty() ? "; records quarantined" : "; quarantine failed: " + error;
         break;
       }
@@ -198,7 +209,7 @@ void Environment::LoadFromCache(const std::string& open_problem) {
 void Environment::ReleaseCache() {
   std::lock_guard lock(apply_mutex_);
   if (!held_cache_) return;  // nothing held back: live data came first, or it is out already
-  LogInfo("cache " + config_.name, "serving cached data until live data arrives");
+  LogInfo("cache " + name_, "serving cached data until live data arrives");
   Publish(Change{held_cache_, true, {}, {}});
   held_cache_.reset();
 }
@@ -316,15 +327,16 @@ void Environment::Submit(Change change) {
     Publish(change);
     return;
   }
-  commits_.Submit([this, change = std::move(change)] {
-    Commit(change);
-    Publish(change);
+  commits_.Submit([self = shared_from_this(), change = std::move(change)] {
+    self->Commit(change);
+    self->Publish(change);
   });
 }
 
 void Environment::Commit(const Change& change) {
   const protocol::Snapshot& snap = *change.snapshot;
-  cache::EnvMeta meta{snap.data_version(), snap.updated_at_unix_ms(), Fingerprint(),
+  cache::EnvMeta meta{snap.data_version(), snap.updated_at_unix_ms(),
+                      Fingerprint(config_.load()->sdk_key),
                       std::string(protocol::ToString(snap.source()))};
   std::vector<cache::ItemRecord> records;
   // After a failed commit the cache lacks that change: only a full rewrite makes it whole again
@@ -340,8 +352,8 @@ void Environment::Commit(const Change& change) {
     }
   }
   const auto started = std::chrono::steady_clock::now();
-  const cache::CommitResult result = replace_all ? store_->ReplaceAll(config_.name, meta, records)
-                                                 : store_->Upsert(config_.name, meta, records);
+  const cache::CommitResult result =
+      replace_all ? store_->ReplaceAll(name_, meta, records) : store_->Upsert(name_, meta, records);
   cache_needs_rewrite_ = !result.ok;
   metrics_.cache_commit_duration->Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
@@ -354,10 +366,9 @@ void Environment::Commit(const Change& change) {
   if (!result.ok) {
     cache_error_ = result.error;
     // Serving goes on from memory; log transitions only, so a full disk doesn't flood the log.
-    if (was_ok)
-      LogError("cache " + config_.name, "commit failed, serving from memory: " + result.error);
+    if (was_ok) LogError("cache " + name_, "commit failed, serving from memory: " + result.error);
   } else if (!was_ok) {
-    LogInfo("cache " + config_.name, "commits succeed again");
+    LogInfo("cache " + name_, "commits succeed again");
   }
 }
 
@@ -370,8 +381,8 @@ void Environment::RetryFailedCommit() {
   std::lock_guard apply_lock(apply_mutex_);
   // Queued behind every change submitted so far, so `latest_` is already committed or failed
   // by the time this runs; published already too (nothing to publish).
-  commits_.Submit([this, snapshot = latest_] {
-    if (cache_needs_rewrite_ && snapshot) Commit(Change{snapshot, true, {}, {}});
+  commits_.Submit([self = shared_from_this(), snapshot = latest_] {
+    if (self->cache_needs_rewrite_ && snapshot) self->Commit(Change{snapshot, true, {}, {}});
   });
 }
 
@@ -476,7 +487,7 @@ std::shared_ptr<const eval::FlagData> Environment::EvalData() const {
     eval_data_ = eval::FlagData::Build(snap->flags(), snap->segments(), eval_data_.get());
     eval_data_version_ = snap->data_version();
     if (eval_data_->unparsable_count() > unparsable_before) {
-      LogWarn("env " + config_.name,
+      LogWarn("env " + name_,
               std::to_string(eval_data_->unparsable_count()) +
                   " flag(s) or segment(s) do not fit the LaunchDarkly schema; client-side "
                   "evaluations of the flags concerned return ERROR/MALFORMED_FLAG");
@@ -512,7 +523,22 @@ void Environment::Subscribe(const std::shared_ptr<Subscriber>& subscriber, Strea
                   [](const Subscription& entry) { return entry.subscriber.expired(); });
     subscribers_after_prune_ = subscribers_.size();
   }
-  subscribers_.push_back({subscriber, kind});
+  subscribers_.push_back({subscriber, kind, credential_generation_});
+}
+
+std::uint64_t Environment::RotateCredentials() {
+  std::lock_guard lock(mutex_);
+  return ++credential_generation_;
+}
+
+void Environment::CloseSubscribersBefore(std::uint64_t generation, bool server_streams) {
+  std::lock_guard lock(mutex_);
+  std::erase_if(subscribers_, [&](const Subscription& entry) {
+    const bool server = entry.kind == StreamKind::kAll || entry.kind == StreamKind::kFlags;
+    if (entry.generation >= generation || server != server_streams) return false;
+    if (auto subscriber = entry.subscriber.lock()) subscriber->Close();
+    return true;
+  });
 }
 
 void Environment::Heartbeat() {

@@ -83,7 +83,9 @@ struct EnvironmentStatus {
 
 [[nodiscard]] std::int64_t NowUnixMs();
 
-class Environment {
+/// Owned by shared_ptr: SDK streams, data sources and pending cache commits keep an environment
+/// that a reload removed alive until they are done with it.
+class Environment : public std::enable_shared_from_this<Environment> {
  public:
   /// `store` may be null (no cache). `metrics` must outlive the environment.
   /// `disconnected_status_time`: how long a non-VALID state may last before /status says
@@ -94,7 +96,15 @@ class Environment {
   Environment(const Environment&) = delete;
   Environment& operator=(const Environment&) = delete;
 
-  [[nodiscard]] const config::EnvironmentConfig& config() const { return config_; }
+  /// The name never changes; everything else in the config may (UpdateConfig).
+  [[nodiscard]] const std::string& name() const { return name_; }
+  /// The config now. Keep the pointer for as long as its fields are used.
+  [[nodiscard]] std::shared_ptr<const config::EnvironmentConfig> config() const {
+    return config_.load();
+  }
+  /// A reload changed this environment's keys, client-side settings or event switches (same name
+  /// and data source): requests see the new config from now on. Data and streams stay.
+  void UpdateConfig(config::EnvironmentConfig config);
   [[nodiscard]] const metrics::EnvironmentMetrics& metrics() const { return metrics_; }
 
   /// The data served now; null until the environment has any. Lock-free.
@@ -136,6 +146,8 @@ class Environment {
   /// The upstream rejected the SDK key (401/403): downstream requests get 401 from now on.
   void MarkCredentialRejected();
   [[nodiscard]] bool credential_rejected() const { return credential_rejected_.load(); }
+  /// A reload gave a new SDK key: the old key's rejection no longer applies.
+  void ClearCredentialRejected() { credential_rejected_.store(false); }
   /// Whether data from the upstream or the file (not only the cache) has been published.
   [[nodiscard]] bool has_live_data() const;
 
@@ -144,6 +156,13 @@ class Environment {
   void Subscribe(const std::shared_ptr<Subscriber>& subscriber, StreamKind kind);
   void Heartbeat();
   void CloseSubscribers();
+  /// A key changed: streams subscribed from now on belong to a new generation, which this
+  /// returns. CloseSubscribersBefore(generation, ...) later ends the older ones, opened with a
+  /// key that is no longer accepted.
+  std::uint64_t RotateCredentials();
+  /// Closes the streams subscribed before `generation`: server streams (`/all`, `/flags`), or
+  /// the client-side ones.
+  void CloseSubscribersBefore(std::uint64_t generation, bool server_streams);
 
   [[nodiscard]] EnvironmentStatus Status() const;
 
@@ -162,9 +181,11 @@ class Environment {
   [[nodiscard]] protocol::SnapshotPtr MakeSnapshot(protocol::ItemSet flags,
                                                    protocol::ItemSet segments,
                                                    protocol::DataSource source) const;
-  [[nodiscard]] std::string Fingerprint() const;
+  // Identifies the credential cached data belongs to, without storing the key itself.
+  [[nodiscard]] static std::string Fingerprint(const config::Secret& sdk_key);
 
-  const config::EnvironmentConfig config_;
+  const std::string name_;
+  std::atomic<std::shared_ptr<const config::EnvironmentConfig>> config_;
   cache::Store* const store_;
   CommitQueue& commits_;
   const metrics::EnvironmentMetrics& metrics_;
@@ -183,9 +204,11 @@ class Environment {
   struct Subscription {
     std::weak_ptr<Subscriber> subscriber;
     StreamKind kind;
+    std::uint64_t generation;  // credential_generation_ when subscribed
   };
   std::vector<Subscription> subscribers_;
   std::size_t subscribers_after_prune_ = 0;
+  std::uint64_t credential_generation_ = 0;
   ConnectionState state_ = ConnectionState::kInitializing;
   SourceMode mode_ = SourceMode::kStreaming;
   std::int64_t state_since_unix_ms_;

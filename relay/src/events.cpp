@@ -1,11 +1,13 @@
 #include "events.hpp"
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <deque>
 #include <mutex>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <thread>
 
 #include <boost/asio/as_tuple.hpp>
@@ -83,10 +85,14 @@ bool IsGzip(std::string_view content_encoding) {
 // whatever is still pending) when the relay is, after its thread has been joined.
 struct EventsRelay::Impl {
   struct EnvState {
-    EnvState(Environment environment, const config::EventsConfig& limits)
-        : info(environment), queue(limits, environment.config->events, Clock::now()) {}
+    EnvState(const Environment& environment, const config::EventsConfig& limits)
+        : config(environment.config),
+          env_metrics(environment.metrics),
+          queue(limits, environment.config->events, Clock::now()) {}
 
-    Environment info;
+    // Swapped by a reload while any thread may read it.
+    std::atomic<std::shared_ptr<const config::EnvironmentConfig>> config;
+    const metrics::EnvironmentMetrics* env_metrics;
     std::mutex mutex;  // guards queue and rejected
     events::EnvironmentQueue queue;
     bool rejected = false;
@@ -96,7 +102,8 @@ struct EventsRelay::Impl {
     std::deque<Batch> ready;
     std::size_t posting = 0;
 
-    [[nodiscard]] const metrics::EnvironmentMetrics& metrics() const { return *info.metrics; }
+    [[nodiscard]] const metrics::EnvironmentMetrics& metrics() const { return *env_metrics; }
+    [[nodiscard]] std::string name() const { return config.load()->name; }
     void Drop(EventDropReason reason, std::size_t events) const {
       if (events != 0) metrics().EventsDropped(reason).Increment(static_cast<double>(events));
     }
@@ -198,7 +205,7 @@ struct EventsRelay::Impl {
     const auto minute = std::chrono::duration_cast<Clock::duration>(std::chrono::minutes(1));
     if (previous != 0 && now - previous < minute.count()) return;
     if (!env.last_shed_warning.compare_exchange_strong(previous, now)) return;
-    LogWarn("events " + env.info.config->name,
+    LogWarn("events " + env.name(),
             "event queue full (events.maxQueueEvents/maxQueueBytes): shedding new events; see "
             "flagrelay_events_dropped_total");
   }
@@ -252,13 +259,14 @@ struct EventsRelay::Impl {
 
   std::string PathFor(std::string_view base, const EnvState& env) const {
     std::string path(base);
-    if (path.back() == '/') path += env.info.config->env_id;
+    if (path.back() == '/') path += env.config.load()->env_id;
     return path;
   }
 
   // The analytics credential: the SDK key or mobile key; browsers' events go by env ID only.
   std::string AuthorizationFor(Channel channel, const EnvState& env) const {
-    const config::EnvironmentConfig& c = *env.info.config;
+    const auto config_ptr = env.config.load();
+    const config::EnvironmentConfig& c = *config_ptr;
     if (channel == Channel::kServer) return c.sdk_key.Reveal();
     if (channel == Channel::kMobile && c.mobile_key) return c.mobile_key->Reveal();
     return {};
@@ -295,7 +303,7 @@ struct EventsRelay::Impl {
       std::lock_guard lock(env.mutex);
       if (verdict == Verdict::kRejected && !env.rejected) {
         env.rejected = true;
-        LogError("events " + env.info.config->name,
+        LogError("events " + env.name(),
                  "the events service refused the credential: stopped forwarding events for this "
                  "environment until restart or SIGHUP");
       }
@@ -441,7 +449,20 @@ struct EventsRelay::Impl {
   std::string user_agent;
   std::optional<Target> target;
   std::mt19937_64 random;  // the forwarder's thread only
-  std::vector<std::unique_ptr<EnvState>> envs;
+  // Slots are only ever added, so HTTP threads and the forwarder read them without a lock.
+  struct Slots {
+    using Array = std::array<std::unique_ptr<EnvState>, kMaxEnvironments>;
+    Array slots;
+    std::atomic<std::size_t> count{0};
+    [[nodiscard]] Array::const_iterator begin() const { return slots.begin(); }
+    [[nodiscard]] Array::const_iterator end() const {
+      return slots.begin() + static_cast<std::ptrdiff_t>(count.load());
+    }
+    [[nodiscard]] EnvState& at(std::size_t i) const {
+      if (i >= count.load()) throw std::out_of_range("no events slot " + std::to_string(i));
+      return *slots[i];
+    }
+  } envs;
   std::thread thread;
   bool stopping = false;  // the forwarder's thread only
   // Last, so that they go first: pending handlers and coroutine frames refer to the above.
@@ -459,11 +480,28 @@ EventsRelay::EventsRelay(const config::EventsConfig& config, const config::Upstr
                          std::shared_ptr<Outbound> outbound, std::string user_agent,
                          std::vector<Environment> environments)
     : impl_(std::make_unique<Impl>(config, upstream, std::move(outbound), std::move(user_agent))) {
-  for (const Environment& environment : environments) {
-    impl_->envs.push_back(std::make_unique<Impl::EnvState>(environment, config));
-    std::lock_guard lock(impl_->envs.back()->mutex);
-    impl_->envs.back()->UpdateGauges();
+  for (Environment& environment : environments) {
+    if (!AddEnvironment(std::move(environment))) throw std::length_error("too many environments");
   }
+}
+
+std::optional<std::size_t> EventsRelay::AddEnvironment(Environment environment) {
+  Impl::Slots& envs = impl_->envs;
+  const std::size_t count = envs.count.load();
+  for (std::size_t i = 0; i < count; ++i) {
+    if (envs.slots[i]->name() == environment.config->name) {
+      Configure(i, std::move(environment.config));
+      return i;
+    }
+  }
+  if (count == kMaxEnvironments) return std::nullopt;
+  envs.slots[count] = std::make_unique<Impl::EnvState>(environment, impl_->config);
+  {
+    std::lock_guard lock(envs.slots[count]->mutex);
+    envs.slots[count]->UpdateGauges();
+  }
+  envs.count.store(count + 1);  // publishes the slot
+  return count;
 }
 
 EventsRelay::~EventsRelay() {
@@ -500,19 +538,21 @@ void EventsRelay::Shutdown() {
 }
 
 EventsReply EventsRelay::Accept(std::size_t env, const EventsPost& post) {
-  return impl_->Accept(*impl_->envs.at(env), post);
+  return impl_->Accept(impl_->envs.at(env), post);
 }
 
-void EventsRelay::Configure(std::size_t env, const config::EnvironmentEventsConfig& settings) {
-  Impl::EnvState& state = *impl_->envs.at(env);
+void EventsRelay::Configure(std::size_t env,
+                            std::shared_ptr<const config::EnvironmentConfig> config) {
+  Impl::EnvState& state = impl_->envs.at(env);
   std::lock_guard lock(state.mutex);
-  state.queue.Configure(settings, Clock::now());
+  state.queue.Configure(config->events, Clock::now());
+  state.config.store(std::move(config));
   state.rejected = false;
   state.UpdateGauges();
 }
 
 EventsStatus EventsRelay::StatusOf(std::size_t env) const {
-  Impl::EnvState& state = *impl_->envs.at(env);
+  Impl::EnvState& state = impl_->envs.at(env);
   std::lock_guard lock(state.mutex);
   return {state.queue.settings(), state.rejected, state.queue.events(), state.queue.bytes()};
 }

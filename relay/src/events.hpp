@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -58,9 +59,12 @@ struct EventsReply {
 class EventsRelay {
  public:
   struct Environment {
-    const config::EnvironmentConfig* config;  // name, keys, env ID, events switches
-    const metrics::EnvironmentMetrics* metrics;
+    std::shared_ptr<const config::EnvironmentConfig> config;  // name, keys, env ID, switches
+    const metrics::EnvironmentMetrics* metrics;               // outlives the relay
   };
+  /// Environments ever added, removed ones included (their slot drains and is reused when the
+  /// name comes back); a reload beyond this is refused.
+  static constexpr std::size_t kMaxEnvironments = 1024;
 
   EventsRelay(const config::EventsConfig& config, const config::UpstreamConfig& upstream,
               std::shared_ptr<Outbound> outbound, std::string user_agent,
@@ -75,12 +79,17 @@ class EventsRelay {
   /// delivered by then is dropped and counted. Then stops the thread.
   void Shutdown();
 
-  /// Checks and queues one POST for environment `env` (its index in the constructor's list).
+  /// A reload added an environment: its slot, for Accept, Configure and StatusOf (the slot it had
+  /// if the name was here before). Nullopt when kMaxEnvironments slots are taken. Owner thread.
+  std::optional<std::size_t> AddEnvironment(Environment environment);
+
+  /// Checks and queues one POST for environment slot `env` (the constructor's list comes first,
+  /// in order).
   EventsReply Accept(std::size_t env, const EventsPost& post);
 
-  /// Applies new switches to environment `env` from now on (SIGHUP). Events already accepted
-  /// are still delivered; an environment whose credential was refused is tried again.
-  void Configure(std::size_t env, const config::EnvironmentEventsConfig& settings);
+  /// Applies a new config (switches, keys) to environment slot `env` from now on (reload).
+  /// Events already accepted are still delivered; a credential that was refused is tried again.
+  void Configure(std::size_t env, std::shared_ptr<const config::EnvironmentConfig> config);
   [[nodiscard]] EventsStatus StatusOf(std::size_t env) const;
 
  private:

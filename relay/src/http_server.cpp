@@ -293,21 +293,23 @@ class SseSession final : public Subscriber,
  public:
   using std::enable_shared_from_this<SseSession<Stream>>::shared_from_this;
 
-  SseSession(Stream stream, ConnectionSlot slot, Environment& env, StreamKind kind,
-             metrics::SdkKind sdk, std::shared_ptr<ClientStream> client)
+  SseSession(Stream stream, ConnectionSlot slot, std::shared_ptr<Environment> env, StreamKind kind,
+             metrics::SdkKind sdk, std::shared_ptr<ClientStream> client,
+             std::int64_t credential_expires_unix_ms)
       : stream_(std::move(stream)),
         slot_(std::move(slot)),
-        env_(env),
+        env_(std::move(env)),
         kind_(kind),
         client_(std::move(client)),
+        credential_expires_unix_ms_(credential_expires_unix_ms),
         sdk_index_(static_cast<std::size_t>(sdk)),
         limits_(slot_.shared().streams),
         lifetime_timer_(beast::get_lowest_layer(stream_).get_executor()) {
-    env_.metrics().streams[sdk_index_]->Increment();
-    env_.metrics().stream_connections[sdk_index_]->Increment();
+    env_->metrics().streams[sdk_index_]->Increment();
+    env_->metrics().stream_connections[sdk_index_]->Increment();
   }
 
-  ~SseSession() override { env_.metrics().streams[sdk_index_]->Decrement(); }
+  ~SseSession() override { env_->metrics().streams[sdk_index_]->Decrement(); }
 
   // `headers`: extra response headers (CORS for browser streams); without an
   // Access-Control-Allow-Origin among them, streams allow any origin, as ld-relay's do.
@@ -331,13 +333,23 @@ class SseSession final : public Subscriber,
     Lowest().socket().set_option(tcp::no_delay(true), ignored);
     // Writes are tried straight away (DoWrite); asynchronous operations are unaffected.
     Lowest().socket().non_blocking(true, ignored);
+    std::optional<std::chrono::milliseconds> lifetime;
     if (limits_.max_connection_time.count() > 0) {
       // Up to 20% jitter, so streams opened together (after a deploy) do not all reconnect
       // together: the point of the limit is to rebalance connections, not to stampede.
       std::uniform_real_distribution<double> jitter(0.8, 1.0);
       std::mt19937 rng(std::random_device{}());
-      lifetime_timer_.expires_after(std::chrono::duration_cast<std::chrono::milliseconds>(
-          limits_.max_connection_time * jitter(rng)));
+      lifetime = std::chrono::duration_cast<std::chrono::milliseconds>(limits_.max_connection_time *
+                                                                       jitter(rng));
+    }
+    if (credential_expires_unix_ms_ != 0) {
+      // Opened with a rotated-out key: it must not outlive the key.
+      const std::chrono::milliseconds left(
+          std::max<std::int64_t>(0, credential_expires_unix_ms_ - NowUnixMs()));
+      lifetime = lifetime ? std::min(*lifetime, left) : left;
+    }
+    if (lifetime) {
+      lifetime_timer_.expires_after(*lifetime);
       lifetime_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
         if (!ec) self->CloseNow();
       });
@@ -347,7 +359,7 @@ class SseSession final : public Subscriber,
     Lowest().expires_after(limits_.write_timeout);
     net::async_write(stream_, net::buffer(header_),
                      beast::bind_front_handler(&SseSession<Stream>::OnWrite, shared_from_this()));
-    env_.Subscribe(shared_from_this(), kind_);
+    env_->Subscribe(shared_from_this(), kind_);
   }
 
   // On the publishing thread. A stream that has not taken in maxQueueEvents batches yet is
@@ -387,7 +399,7 @@ class SseSession final : public Subscriber,
   void Evaluate() {
     evaluation_pending_ = false;
     if (closed_ || !client_) return;
-    std::shared_ptr<const eval::FlagData> data = env_.EvalData();
+    std::shared_ptr<const eval::FlagData> data = env_->EvalData();
     if (!data) return;
     for (auto& frame : client_->Update(data)) Enqueue(frame);
   }
@@ -407,9 +419,8 @@ class SseSession final : public Subscriber,
 
   void FellBehind() {
     if (closed_) return;
-    env_.metrics().slow_disconnects->Increment();
-    LogDebug("stream " + env_.config().name,
-             "subscriber fell behind its queue bound; disconnecting");
+    env_->metrics().slow_disconnects->Increment();
+    LogDebug("stream " + env_->name(), "subscriber fell behind its queue bound; disconnecting");
     CloseNow();
   }
 
@@ -506,8 +517,7 @@ class SseSession final : public Subscriber,
     in_flight_.clear();
     if (ec) {
       large_.reset();
-      if (!IsQuietError(ec))
-        LogDebug("stream " + env_.config().name, "write failed: " + ec.message());
+      if (!IsQuietError(ec)) LogDebug("stream " + env_->name(), "write failed: " + ec.message());
       CloseNow();
       return;
     }
@@ -546,9 +556,10 @@ class SseSession final : public Subscriber,
 
   Stream stream_;
   ConnectionSlot slot_;
-  Environment& env_;
+  std::shared_ptr<Environment> env_;  // kept alive while streaming, even if a reload removed it
   StreamKind kind_;
-  std::shared_ptr<ClientStream> client_;  // kEvaluated streams only
+  std::shared_ptr<ClientStream> client_;     // kEvaluated streams only
+  std::int64_t credential_expires_unix_ms_;  // 0 = the credential does not expire
   std::atomic<bool> evaluation_pending_{false};
   std::size_t sdk_index_;
   const config::StreamsConfig& limits_;
@@ -649,8 +660,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     HttpResponse response = slot_.shared().handler(ToHttpRequest(req));
     if (response.stream_env != nullptr) {
       auto sse = std::make_shared<SseSession<Stream>>(
-          std::move(stream_), std::move(slot_), *response.stream_env, response.stream_kind,
-          response.stream_sdk, std::move(response.client_stream));
+          std::move(stream_), std::move(slot_), std::move(response.stream_env),
+          response.stream_kind, response.stream_sdk, std::move(response.client_stream),
+          response.credential_expires_unix_ms);
       sse->Start(req.version(), response.headers);
       return;
     }

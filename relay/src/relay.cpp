@@ -5,8 +5,12 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <ctime>
+#include <fstream>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -19,6 +23,7 @@
 #include "events.hpp"
 #include "flagrelay/cache/store.hpp"
 #include "flagrelay/metrics/metrics.hpp"
+#include "flagrelay/protocol/snapshot.hpp"
 #include "http_server.hpp"
 #include "log.hpp"
 #include "router.hpp"
@@ -97,37 +102,245 @@ std::string DescribeEvents(const config::EnvironmentEventsConfig& events) {
   return text;
 }
 
-// SIGHUP: what can change live does; everything else waits for a restart, and says so.
-void ApplyReload(const config::RelayConfig& running, const config::RelayConfig& next,
-                 EventsRelay& events) {
-  SetLogLevel(next.log_level);
-  for (std::size_t i = 0; i < running.environments.size(); ++i) {
-    const std::string& name = running.environments[i].name;
-    const auto it = std::find_if(next.environments.begin(), next.environments.end(),
-                                 [&name](const auto& env) { return env.name == name; });
-    if (it == next.environments.end()) {
-      LogWarn("config",
-              "environment " + name + " is no longer in the config: served until restart");
-      continue;
+// What a reload cannot change without a restart: everything outside `environments`, except
+// logLevel (applied) and reload/shutdown (read when used).
+std::vector<std::string> NeedsRestart(const config::RelayConfig& running,
+                                      const config::RelayConfig& next) {
+  std::vector<std::string> sections;
+  const auto differs = [&sections](const char* name, bool changed) {
+    if (changed) sections.emplace_back(name);
+  };
+  differs("listen", running.listen != next.listen);
+  differs("upstream", running.upstream != next.upstream);
+  differs("streams", running.streams != next.streams);
+  differs("cache", running.cache != next.cache);
+  differs("metrics", running.metrics != next.metrics);
+  differs("proxy", running.proxy != next.proxy);
+  differs("readiness", running.readiness != next.readiness);
+  differs("events", running.events != next.events);
+  differs("threads", running.threads != next.threads);
+  differs("reload", running.reload != next.reload);
+  return sections;
+}
+
+// The configured environments while the relay runs, each with its data source and events slot,
+// and the router built from them. A reload adds, removes and changes environments here and then
+// swaps the router whole, so a request sees one consistent set and the environments a reload
+// leaves alone never notice it. Main thread only, except router() (any thread).
+class Fleet {
+ public:
+  struct Shared {
+    cache::Store* store;
+    CommitQueue& commits;
+    metrics::RelayMetrics& metrics;
+    EventsRelay& events;
+    const config::RelayConfig& started;  // upstream settings, readiness: fixed until restart
+    std::shared_ptr<Outbound> outbound;
+    std::string user_agent;
+    std::string cache_problem;  // why the cache could not be opened, for every load
+  };
+  explicit Fleet(Shared shared) : shared_(std::move(shared)) {}
+
+  /// Creates an environment and loads its cached data, held back until ReleaseCache; its source
+  /// starts with StartSources (start-up) or at once when `io` is given (reload). False when no
+  /// events slot is left.
+  bool Add(const config::EnvironmentConfig& env_config, net::io_context* io = nullptr) {
+    const metrics::EnvironmentMetrics& env_metrics =
+        shared_.metrics.AddEnvironment(env_config.name);
+    auto env =
+        std::make_shared<Environment>(env_config, shared_.store, shared_.commits, env_metrics,
+                                      shared_.started.upstream.disconnected_status_time);
+    const auto slot = shared_.events.AddEnvironment({env->config(), &env_metrics});
+    if (!slot) {
+      shared_.metrics.RetireEnvironment(env_config.name);
+      LogError("config", "environment " + env_config.name + " not added: more than " +
+                             std::to_string(EventsRelay::kMaxEnvironments) +
+                             " environments since start; restart to add it");
+      return false;
     }
-    const config::EnvironmentEventsConfig before = events.StatusOf(i).settings;
-    events.Configure(i, it->events);  // also retries a credential the events service refused
-    if (!(before == it->events)) {
-      LogInfo("config", "environment " + name + ": events now " + DescribeEvents(it->events));
+    // Cached data is served as soon as the first upstream attempt fails or initTimeout passes,
+    // whichever comes first (DESIGN.md §5).
+    env->LoadFromCache(shared_.cache_problem);
+    members_.push_back({env, nullptr, *slot});
+    if (io != nullptr) {
+      StartSource(members_.back(), *io);
+      auto timer = std::make_shared<net::steady_timer>(*io, shared_.started.upstream.init_timeout);
+      timer->async_wait(
+          [timer, weak = std::weak_ptr<Environment>(env)](boost::system::error_code ec) {
+            if (auto held = weak.lock(); held && !ec) held->ReleaseCache();
+          });
+    }
+    return true;
+  }
+
+  void StartSources(net::io_context& io) {
+    for (Member& member : members_) StartSource(member, io);
+  }
+  void StopSources() {
+    for (Member& member : members_) member.source.reset();  // SourceHandle stops it
+  }
+
+  /// Builds the router from the environments now and makes it the one requests see.
+  void PublishRouter() {
+    std::vector<std::shared_ptr<Environment>> envs;
+    std::vector<std::size_t> slots;
+    for (const Member& member : members_) {
+      envs.push_back(member.env);
+      slots.push_back(member.events_slot);
+    }
+    router_.store(std::make_shared<Router>(std::move(envs), shared_.metrics, std::string(Version()),
+                                           shared_.started.readiness, &shared_.events,
+                                           std::move(slots)));
+  }
+  [[nodiscard]] std::shared_ptr<Router> router() const { return router_.load(); }
+
+  template <class F>
+  void ForEach(F f) const {
+    for (const Member& member : members_) f(*member.env);
+  }
+
+  /// A reload: environments not in `next` are removed (their streams closed), new ones added,
+  /// changed ones updated in place (a new SDK key reconnects the upstream with it; streams stay),
+  /// and one whose data source changed (dataFile) is replaced.
+  void Apply(const std::vector<config::EnvironmentConfig>& next, net::io_context& io) {
+    std::vector<Member> kept;
+    for (Member& member : members_) {
+      const auto it = std::find_if(next.begin(), next.end(), [&member](const auto& e) {
+        return e.name == member.env->name();
+      });
+      if (it == next.end() || it->data_file != member.env->config()->data_file) {
+        Retire(member, it == next.end() ? "removed" : "replaced (its data source changed)");
+      } else {
+        Update(member, *it, io);
+        kept.push_back(std::move(member));
+      }
+    }
+    members_ = std::move(kept);
+    std::vector<Member> ordered;  // in the new file's order, as /status lists them
+    for (const config::EnvironmentConfig& env_config : next) {
+      auto it = std::find_if(members_.begin(), members_.end(), [&env_config](const Member& m) {
+        return m.env->name() == env_config.name;
+      });
+      if (it == members_.end()) {
+        if (!Add(env_config, &io)) continue;
+        LogInfo("config", "environment " + env_config.name + " added");
+        it = members_.end() - 1;
+      }
+      ordered.push_back(std::move(*it));
+      members_.erase(it);
+    }
+    members_ = std::move(ordered);
+    PublishRouter();
+  }
+
+  void CloseSubscribers() {
+    for (const Member& member : members_) member.env->CloseSubscribers();
+  }
+
+ private:
+  struct Member {
+    std::shared_ptr<Environment> env;
+    std::unique_ptr<DataSource> source;
+    std::size_t events_slot = 0;
+  };
+
+  void StartSource(Member& member, net::io_context& io) {
+    member.source = member.env->config()->data_file.empty()
+                        ? MakeUpstreamSource(io, member.env, shared_.started.upstream,
+                                             shared_.outbound, shared_.user_agent)
+                        : MakeFileSource(io, member.env);
+    member.source->Start();
+  }
+
+  void Update(Member& member, const config::EnvironmentConfig& next, net::io_context& io) {
+    const auto before = member.env->config();
+    if (*before != next) member.env->UpdateConfig(next);
+    // Even unchanged: a reload also retries a credential the events service refused.
+    shared_.events.Configure(member.events_slot, member.env->config());
+    const std::string& name = next.name;
+    if (before->events != next.events) {
+      LogInfo("config", "environment " + name + ": events now " + DescribeEvents(next.events));
+    }
+    if (before->sdk_key != next.sdk_key) {
+      member.env->ClearCredentialRejected();
+      if (next.data_file.empty()) {
+        LogInfo("config", "environment " + name + ": new SDK key " + next.sdk_key.Masked() +
+                              ", reconnecting upstream with it; SDK streams stay");
+        member.source.reset();
+        StartSource(member, io);
+      }
+      EndStreamsOfOldKey(member, before->sdk_key, next.expiring_sdk_key, true, io);
+    }
+    if (before->mobile_key && before->mobile_key != next.mobile_key) {
+      EndStreamsOfOldKey(member, *before->mobile_key, next.expiring_mobile_key, false, io);
+    }
+    if (next.expiring_sdk_key && before->expiring_sdk_key != next.expiring_sdk_key) {
+      LogInfo("config", "environment " + name + ": SDK key " + next.expiring_sdk_key->key.Masked() +
+                            " accepted until " +
+                            FormatUnixMs(next.expiring_sdk_key->expiry_unix_ms));
+    }
+    if (next.expiring_mobile_key && before->expiring_mobile_key != next.expiring_mobile_key) {
+      LogInfo("config", "environment " + name + ": mobile key " +
+                            next.expiring_mobile_key->key.Masked() + " accepted until " +
+                            FormatUnixMs(next.expiring_mobile_key->expiry_unix_ms));
     }
   }
-  for (const config::EnvironmentConfig& env : next.environments) {
-    const bool known = std::any_of(running.environments.begin(), running.environments.end(),
-                                   [&env](const auto& r) { return r.name == env.name; });
-    if (!known)
-      LogWarn("config", "environment " + env.name + " is new: it is served after restart");
+
+  // The streams open before a key rotation were opened with the old key (or one that expired
+  // before it): they end when the old key stops being accepted, at once or at its expiry.
+  static void EndStreamsOfOldKey(const Member& member, const config::Secret& old_key,
+                                 const std::optional<config::ExpiringKey>& expiring,
+                                 bool server_streams, net::io_context& io) {
+    const std::uint64_t generation = member.env->RotateCredentials();
+    const std::int64_t until =
+        expiring && expiring->key == old_key ? expiring->expiry_unix_ms - NowUnixMs() : 0;
+    auto timer = std::make_shared<net::steady_timer>(
+        io, std::chrono::milliseconds(std::max<std::int64_t>(until, 0)));
+    timer->async_wait(
+        [timer, generation, server_streams,
+         weak = std::weak_ptr<Environment>(member.env)](boost::system::error_code ec) {
+          if (auto env = weak.lock(); env && !ec)
+            env->CloseSubscribersBefore(generation, server_streams);
+        });
   }
-  LogInfo("config", "reloaded: log level and event switches applied; the rest waits for a restart");
+
+  void Retire(Member& member, const std::string& why) {
+    member.source.reset();
+    member.env->CloseSubscribers();
+    shared_.metrics.RetireEnvironment(member.env->name());
+    LogInfo("config", "environment " + member.env->name() + " " + why + ": its SDK streams closed");
+  }
+
+  static std::string FormatUnixMs(std::int64_t unix_ms) {
+    const auto seconds = static_cast<std::time_t>(unix_ms / 1000);
+    std::tm tm{};
+    gmtime_r(&seconds, &tm);
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return text;
+  }
+
+  Shared shared_;
+  std::vector<Member> members_;
+  std::atomic<std::shared_ptr<Router>> router_;
+};
+
+// The config file's content, hashed: reload.watchInterval compares it, so a touch without a
+// change (or a Kubernetes ConfigMap refresh with the same data) does nothing. Nullopt when the
+// file cannot be read.
+std::optional<std::uint64_t> HashFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return std::nullopt;
+  return protocol::StableHash64(text.str());
 }
 
 }  // namespace
 
-int Run(const config::RelayConfig& config, const ConfigReloader& reload) {
+int Run(const config::RelayConfig& config, const ConfigReloader& reload,
+        const std::string& config_path) {
   SetLogLevel(config.log_level);
   std::signal(SIGPIPE, SIG_IGN);
   // A file size limit (ulimit -f) must fail the cache commit (EFBIG), not kill the relay.
@@ -148,32 +361,6 @@ int Run(const config::RelayConfig& config, const ConfigReloader& reload) {
   std::unique_ptr<cache::Store> store = OpenCache(config.cache, &cache_problem);
   CommitQueue commits;
 
-  std::vector<std::unique_ptr<Environment>> environments;
-  std::vector<Environment*> environment_ptrs;
-  for (const config::EnvironmentConfig& env_config : config.environments) {
-    environments.push_back(std::make_unique<Environment>(env_config, store.get(), commits,
-                                                         metrics.AddEnvironment(env_config.name),
-                                                         config.upstream.disconnected_status_time));
-    environment_ptrs.push_back(environments.back().get());
-  }
-  // Cached data is loaded now and served as soon as the first upstream attempt fails or
-  // initTimeout passes, whichever comes first (DESIGN.md §5).
-  for (const auto& env : environments) env->LoadFromCache(cache_problem);
-
-  metrics.OnScrape([&environments] {
-    const std::int64_t now = NowUnixMs();
-    for (const auto& env : environments) {
-      if (auto snap = env->snapshot()) {
-        env->metrics().data_age->Set(static_cast<double>(now - snap->updated_at_unix_ms()) /
-                                     1000.0);
-      }
-      if (const std::int64_t activity = env->Status().last_activity_unix_ms; activity != 0) {
-        env->metrics().upstream_last_activity_age->Set(static_cast<double>(now - activity) /
-                                                       1000.0);
-      }
-    }
-  });
-
   std::shared_ptr<Outbound> outbound;
   try {
     outbound = MakeOutbound(config.upstream, config.proxy);
@@ -182,20 +369,31 @@ int Run(const config::RelayConfig& config, const ConfigReloader& reload) {
     return 1;
   }
   const std::string user_agent = "flagrelay/" + std::string(Version());
-  std::vector<EventsRelay::Environment> events_environments;
-  for (const auto& env : environments) {
-    events_environments.push_back({&env->config(), &env->metrics()});
+  EventsRelay events(config.events, config.upstream, outbound, user_agent, {});
+  Fleet fleet({store.get(), commits, metrics, events, config, outbound, user_agent, cache_problem});
+  for (const config::EnvironmentConfig& env_config : config.environments) {
+    if (!fleet.Add(env_config)) return 1;
   }
-  EventsRelay events(config.events, config.upstream, outbound, user_agent,
-                     std::move(events_environments));
-  const Router router(environment_ptrs, metrics, std::string(Version()), config.readiness, &events);
+  fleet.PublishRouter();
+
+  metrics.OnScrape([&fleet] {
+    const std::int64_t now = NowUnixMs();
+    fleet.ForEach([now](const Environment& env) {
+      if (auto snap = env.snapshot()) {
+        env.metrics().data_age->Set(static_cast<double>(now - snap->updated_at_unix_ms()) / 1000.0);
+      }
+      if (const std::int64_t activity = env.Status().last_activity_unix_ms; activity != 0) {
+        env.metrics().upstream_last_activity_age->Set(static_cast<double>(now - activity) / 1000.0);
+      }
+    });
+  });
 
   // One io_context per I/O thread (DESIGN.md §3): SDK connections are spread over them and stay
   // on theirs, so a connection's handlers and the changes fanned out to its stream need no
-  // strand or lock. The first also runs everything else (sources, timers, signals), on the main
-  // thread. Declared after everything that pending handlers reference (environments, metrics,
-  // router): destroying the io_contexts destroys those handlers (and the sessions they keep
-  // alive) first.
+  // strand or lock. The first also runs everything else (sources, timers, signals, reloads), on
+  // the main thread. Declared after everything that pending handlers reference (environments,
+  // metrics, router): destroying the io_contexts destroys those handlers (and the sessions they
+  // keep alive) first.
   std::vector<std::unique_ptr<net::io_context>> contexts;
   std::vector<net::io_context*> workers;
   for (unsigned i = 0; i < threads; ++i) {
@@ -204,7 +402,7 @@ int Run(const config::RelayConfig& config, const ConfigReloader& reload) {
   }
   net::io_context& io = *contexts.front();
   HttpServer server(
-      io, workers, "http", [&router](const HttpRequest& r) { return router.Handle(r); },
+      io, workers, "http", [&fleet](const HttpRequest& r) { return fleet.router()->Handle(r); },
       config.listen, config.streams, config.events.max_body_bytes, metrics);
   if (config.listen.tls) {
     try {
@@ -226,7 +424,7 @@ int Run(const config::RelayConfig& config, const ConfigReloader& reload) {
     const std::string host = config.metrics.host.empty() ? config.listen.host : config.metrics.host;
     metrics_server = std::make_unique<HttpServer>(
         io, std::vector<net::io_context*>{}, "metrics",
-        [&router](const HttpRequest& r) { return router.HandleMetrics(r); }, config.listen,
+        [&fleet](const HttpRequest& r) { return fleet.router()->HandleMetrics(r); }, config.listen,
         config.streams, config.listen.max_body_bytes, metrics);
     if (std::string error = metrics_server->Listen(host, config.metrics.port); !error.empty()) {
       LogError("metrics", error);
@@ -236,43 +434,40 @@ int Run(const config::RelayConfig& config, const ConfigReloader& reload) {
   }
 
   events.Start();
-  std::vector<std::unique_ptr<DataSource>> sources;
-  for (const auto& env : environments) {
-    sources.push_back(env->config().data_file.empty()
-                          ? MakeUpstreamSource(io, *env, config.upstream, outbound, user_agent)
-                          : MakeFileSource(io, *env));
-    sources.back()->Start();
-  }
+  fleet.StartSources(io);
 
   // SDKs drop a stream after 5 minutes of silence, and load balancers often much sooner.
   net::steady_timer heartbeat(io);
-  ScheduleEvery(heartbeat, config.streams.heartbeat_interval, [&environments] {
-    for (const auto& env : environments) env->Heartbeat();
-  });
+  ScheduleEvery(heartbeat, config.streams.heartbeat_interval,
+                [&fleet] { fleet.ForEach([](Environment& env) { env.Heartbeat(); }); });
   net::steady_timer cache_retry(io);
-  ScheduleEvery(cache_retry, kCacheRetryInterval, [&environments] {
-    for (const auto& env : environments) env->RetryFailedCommit();
-  });
+  ScheduleEvery(cache_retry, kCacheRetryInterval,
+                [&fleet] { fleet.ForEach([](Environment& env) { env.RetryFailedCommit(); }); });
 
   int exit_code = 0;  // read after the io threads are joined
+  config::Duration drain_delay = config.shutdown.drain_delay;  // the latest reload's
   std::atomic<bool> shutting_down{false};
+  bool closing = false;
+  net::steady_timer drain(io);
   net::steady_timer grace(io);
   net::steady_timer init_timer(io);
+  net::steady_timer watch(io);
   net::signal_set signals(io, SIGINT, SIGTERM);
   net::signal_set hangup(io, SIGHUP);
-  // Runs once, whichever of a signal and exitOnError comes first (they may race on two threads).
-  auto shutdown = [&](int code) {
-    if (shutting_down.exchange(true)) return;
-    exit_code = code;
+  // The second half of a shutdown, once readiness has said 503 for shutdown.drainDelay (DESIGN.md
+  // §3's order): stop accepting, stop the sources, close SDK streams so that they reconnect to
+  // another replica; events and cache commits are flushed after the io threads end.
+  auto close_down = [&] {
+    if (closing) return;
+    closing = true;
     signals.cancel();
-    hangup.cancel();
-    init_timer.cancel();
+    drain.cancel();
     server.Stop();
     if (metrics_server) metrics_server->Stop();
-    for (const auto& source : sources) source->Stop();
+    fleet.StopSources();
     heartbeat.cancel();
     cache_retry.cancel();
-    for (const auto& env : environments) env->CloseSubscribers();
+    fleet.CloseSubscribers();
     // Let closes and in-flight responses finish, then stop whatever is still waiting (idle
     // keep-alive connections would otherwise hold the process for their idle timeout).
     grace.expires_after(std::chrono::milliseconds(200));
@@ -280,12 +475,36 @@ int Run(const config::RelayConfig& config, const ConfigReloader& reload) {
       for (const auto& context : contexts) context->stop();
     });
   };
-  signals.async_wait([&](boost::system::error_code ec, int signal) {
-    if (ec) return;
-    LogInfo("relay", std::string("received ") + (signal == SIGINT ? "SIGINT" : "SIGTERM") +
-                         ", shutting down");
-    shutdown(0);
-  });
+  // Runs once, whichever of a signal and exitOnError comes first (they may race on two threads).
+  auto shutdown = [&](int code) {
+    if (shutting_down.exchange(true)) return;
+    exit_code = code;
+    hangup.cancel();
+    watch.cancel();
+    init_timer.cancel();
+    fleet.router()->StartDraining();
+    if (code != 0 || drain_delay.count() == 0) return close_down();
+    LogInfo("relay", "draining: /readyz answers 503 for " + std::to_string(drain_delay.count()) +
+                         " ms before the listener closes (a second signal skips the wait)");
+    drain.expires_after(drain_delay);
+    drain.async_wait([&](boost::system::error_code ec) {
+      if (!ec) close_down();
+    });
+  };
+  std::function<void()> await_signal = [&] {
+    signals.async_wait([&](boost::system::error_code ec, int signal) {
+      if (ec) return;
+      const char* name = signal == SIGINT ? "SIGINT" : "SIGTERM";
+      if (shutting_down.load()) {
+        LogInfo("relay", std::string("received ") + name + " again: closing now");
+        return close_down();
+      }
+      LogInfo("relay", std::string("received ") + name + ", shutting down");
+      shutdown(0);
+      await_signal();
+    });
+  };
+  await_signal();
 
   // initTimeout: after it, serve what each environment has; with exitOnError, an environment
   // without live data is fatal (and really exits non-zero: ld-relay's issue #549).
@@ -293,12 +512,12 @@ int Run(const config::RelayConfig& config, const ConfigReloader& reload) {
   init_timer.async_wait([&](boost::system::error_code ec) {
     if (ec) return;
     std::string not_live;
-    for (const auto& env : environments) {
-      env->ReleaseCache();
-      if (!env->has_live_data() || env->credential_rejected()) {
-        not_live += (not_live.empty() ? "" : ", ") + env->config().name;
+    fleet.ForEach([&not_live](Environment& env) {
+      env.ReleaseCache();
+      if (!env.has_live_data() || env.credential_rejected()) {
+        not_live += (not_live.empty() ? "" : ", ") + env.name();
       }
-    }
+    });
     if (not_live.empty()) return;
     if (!config.upstream.exit_on_error) {
       LogWarn("relay", "no live data after upstream.initTimeout for: " + not_live +
@@ -310,22 +529,48 @@ int Run(const config::RelayConfig& config, const ConfigReloader& reload) {
     shutdown(1);
   });
 
-  // SIGHUP re-reads the config; nothing in flight is dropped.
+  // A reload (SIGHUP, or the watched file changed): an invalid config changes nothing; a valid
+  // one applies its environments and log level, and names what waits for a restart.
+  auto apply_reload = [&](const char* trigger) {
+    if (!reload) {
+      LogWarn("config", std::string(trigger) + " ignored: no config file to reload");
+      return;
+    }
+    const config::LoadResult result = reload();
+    if (!result.ok()) {
+      for (const std::string& error : result.errors) LogError("config", error);
+      LogError("config",
+               std::string(trigger) + ": the new config is invalid; keeping the running one");
+      return;
+    }
+    const config::RelayConfig& next = *result.config;
+    SetLogLevel(next.log_level);
+    drain_delay = next.shutdown.drain_delay;
+    fleet.Apply(next.environments, io);
+    const std::vector<std::string> later = NeedsRestart(config, next);
+    std::string waiting;
+    for (const std::string& section : later) waiting += (waiting.empty() ? "" : ", ") + section;
+    LogInfo("config",
+            std::string(trigger) + ": reloaded" +
+                (waiting.empty() ? "" : "; changes to " + waiting + " wait for a restart"));
+  };
   std::function<void()> await_hangup = [&] {
     hangup.async_wait([&](boost::system::error_code ec, int) {
       if (ec) return;
-      if (!reload) {
-        LogWarn("config", "SIGHUP ignored: no config file to reload");
-      } else if (const config::LoadResult result = reload(); !result.ok()) {
-        for (const std::string& error : result.errors) LogError("config", error);
-        LogError("config", "SIGHUP: the new config is invalid; keeping the running one");
-      } else {
-        ApplyReload(config, *result.config, events);
-      }
+      apply_reload("SIGHUP");
       await_hangup();
     });
   };
   await_hangup();
+  if (config.reload.watch_interval.count() > 0 && !config_path.empty()) {
+    auto last = std::make_shared<std::optional<std::uint64_t>>(HashFile(config_path));
+    ScheduleEvery(watch, config.reload.watch_interval, [&, last] {
+      const auto now = HashFile(config_path);
+      if (!now || now == *last) return;  // unreadable mid-update, or unchanged
+      *last = now;
+      apply_reload("config file changed");
+    });
+  }
 
   std::vector<std::thread> worker_threads;
   for (unsigned i = 1; i < threads; ++i) {

@@ -158,19 +158,35 @@ void AppendEventsStatus(std::string& out, const EventsStatus& events) {
 
 }  // namespace
 
-Router::Router(std::vector<Environment*> environments, metrics::RelayMetrics& metrics,
-               std::string version, config::ReadinessConfig readiness, EventsRelay* events)
+Router::Router(std::vector<std::shared_ptr<Environment>> environments,
+               metrics::RelayMetrics& metrics, std::string version,
+               config::ReadinessConfig readiness, EventsRelay* events,
+               std::vector<std::size_t> events_slots)
     : environments_(std::move(environments)),
+      events_slots_(std::move(events_slots)),
       metrics_(metrics),
       version_(std::move(version)),
       readiness_(readiness),
       events_(events) {
-  for (Environment* env : environments_) {
-    const config::EnvironmentConfig& config = env->config();
-    by_sdk_key_.emplace(CredentialDigest(config.sdk_key.Reveal()), env);
-    if (config.mobile_key)
-      by_mobile_key_.emplace(CredentialDigest(config.mobile_key->Reveal()), env);
-    if (!config.env_id.empty()) by_env_id_.emplace(config.env_id, env);
+  if (events_slots_.empty()) {
+    for (std::size_t i = 0; i < environments_.size(); ++i) events_slots_.push_back(i);
+  }
+  for (const auto& env_ptr : environments_) {
+    Environment* env = env_ptr.get();
+    const auto config = env->config();
+    by_sdk_key_.emplace(CredentialDigest(config->sdk_key.Reveal()), KeyEntry{env});
+    if (config->expiring_sdk_key) {
+      by_sdk_key_.emplace(CredentialDigest(config->expiring_sdk_key->key.Reveal()),
+                          KeyEntry{env, config->expiring_sdk_key->expiry_unix_ms});
+    }
+    if (config->mobile_key) {
+      by_mobile_key_.emplace(CredentialDigest(config->mobile_key->Reveal()), KeyEntry{env});
+    }
+    if (config->expiring_mobile_key) {
+      by_mobile_key_.emplace(CredentialDigest(config->expiring_mobile_key->key.Reveal()),
+                             KeyEntry{env, config->expiring_mobile_key->expiry_unix_ms});
+    }
+    if (!config->env_id.empty()) by_env_id_.emplace(config->env_id, env);
   }
   std::vector<RouteLabel> labels = ClientSideRouteLabels();
   for (const RouteDef& route : kRoutes) labels.push_back({route.id, route.method, route.label});
@@ -222,22 +238,29 @@ std::size_t Router::DigestHash::operator()(const Digest& d) const noexcept {
   return h;
 }
 
-Environment* Router::FindByKey(const std::unordered_map<Digest, Environment*, DigestHash>& keys,
-                               std::string_view authorization) {
+Environment* Router::FindByKey(const KeyMap& keys, std::string_view authorization,
+                               std::int64_t* expires) {
   // ld-relay's rule: an optional `api_key ` prefix, then the whole value is the key.
   if (authorization.starts_with("api_key ")) authorization.remove_prefix(8);
   if (authorization.empty() || authorization.find(' ') != std::string_view::npos) return nullptr;
   auto it = keys.find(CredentialDigest(authorization));
+  if (it == keys.end()) return nullptr;
+  const KeyEntry& entry = it->second;
+  // A rotated-out key past its expiry is as unknown as a wrong one.
+  if (entry.expires_unix_ms != 0 && NowUnixMs() >= entry.expires_unix_ms) return nullptr;
   // A key the upstream rejected (401/403) is as unknown downstream as a wrong one (ld-relay).
-  return it == keys.end() || it->second->credential_rejected() ? nullptr : it->second;
+  if (entry.env->credential_rejected()) return nullptr;
+  if (expires != nullptr) *expires = entry.expires_unix_ms;
+  return entry.env;
 }
 
-Environment* Router::Authenticate(std::string_view authorization) const {
-  return FindByKey(by_sdk_key_, authorization);
+Environment* Router::Authenticate(std::string_view authorization, std::int64_t* expires) const {
+  return FindByKey(by_sdk_key_, authorization, expires);
 }
 
-Environment* Router::AuthenticateMobile(std::string_view authorization) const {
-  return FindByKey(by_mobile_key_, authorization);
+Environment* Router::AuthenticateMobile(std::string_view authorization,
+                                        std::int64_t* expires) const {
+  return FindByKey(by_mobile_key_, authorization, expires);
 }
 
 HttpResponse Router::Handle(const HttpRequest& request) const {
@@ -297,12 +320,14 @@ HttpResponse Router::Route(const HttpRequest& request, RouteId& route_id) const 
       break;
   }
 
-  Environment* env = Authenticate(request.authorization);
+  std::int64_t expires = 0;
+  Environment* env = Authenticate(request.authorization, &expires);
   if (env == nullptr) return Unauthorized();
 
   if (matched->id == RouteId::kStreamAll || matched->id == RouteId::kStreamFlags) {
     HttpResponse response;
-    response.stream_env = env;
+    response.stream_env = env->shared_from_this();
+    response.credential_expires_unix_ms = expires;
     response.stream_kind =
         matched->id == RouteId::kStreamAll ? StreamKind::kAll : StreamKind::kFlags;
     response.stream_sdk = metrics::SdkKind::kServer;
@@ -363,9 +388,11 @@ HttpResponse Router::Events(const HttpRequest& request, const Environment& env,
     post.headers.emplace_back("Content-Type", "application/json");
     for (const auto& header : request.launchdarkly_headers) post.headers.push_back(header);
   }
-  const auto index = static_cast<std::size_t>(
-      std::find(environments_.begin(), environments_.end(), &env) - environments_.begin());
-  EventsReply reply = events_->Accept(index, post);
+  const auto index =
+      static_cast<std::size_t>(std::find_if(environments_.begin(), environments_.end(),
+                                            [&env](const auto& e) { return e.get() == &env; }) -
+                               environments_.begin());
+  EventsReply reply = events_->Accept(events_slots_.at(index), post);
   if (reply.status != 202) return JsonMessage(reply.status, reply.message);
   HttpResponse response;
   response.status = 202;
@@ -379,8 +406,9 @@ HttpResponse Router::Status() const {
   bool healthy = true;
   const std::int64_t now = NowUnixMs();
   std::size_t index = 0;
-  for (const Environment* env : environments_) {
-    const config::EnvironmentConfig& config = env->config();
+  for (const auto& env : environments_) {
+    const auto config_ptr = env->config();
+    const config::EnvironmentConfig& config = *config_ptr;
     const EnvironmentStatus status = env->Status();
     healthy = healthy && status.connected;
     protocol::AppendJsonString(out, config.name);
@@ -388,6 +416,11 @@ HttpResponse Router::Status() const {
     AppendField(out, "sdkKey", config.sdk_key.Masked());
     if (!config.env_id.empty()) AppendField(out, "envId", config.env_id);
     if (config.mobile_key) AppendField(out, "mobileKey", config.mobile_key->Masked());
+    // ld-relay shows a rotated-out key while it is still accepted.
+    if (config.expiring_sdk_key && now < config.expiring_sdk_key->expiry_unix_ms)
+      AppendField(out, "expiringSdkKey", config.expiring_sdk_key->key.Masked());
+    if (config.expiring_mobile_key && now < config.expiring_mobile_key->expiry_unix_ms)
+      AppendField(out, "expiringMobileKey", config.expiring_mobile_key->key.Masked());
     AppendField(out, "status", status.connected ? "connected" : "disconnected");
     out += "\"connectionStatus\":{";
     AppendField(out, "state", ToString(status.state));
@@ -425,7 +458,7 @@ HttpResponse Router::Status() const {
     CloseObject(out);
     out.push_back(',');
     if (!config.data_file.empty()) AppendField(out, "dataFile", config.data_file);
-    if (events_ != nullptr) AppendEventsStatus(out, events_->StatusOf(index));
+    if (events_ != nullptr) AppendEventsStatus(out, events_->StatusOf(events_slots_.at(index)));
     CloseObject(out);
     out.push_back(',');
     ++index;
@@ -444,10 +477,11 @@ HttpResponse Router::Status() const {
 }
 
 HttpResponse Router::Ready() const {
+  if (draining_.load()) return JsonMessage(503, "shutting down");
   const bool live = readiness_.mode == config::ReadinessMode::kLive;
   const std::int64_t now = NowUnixMs();
   std::string waiting;
-  for (const Environment* env : environments_) {
+  for (const auto& env : environments_) {
     bool ready = env->snapshot() != nullptr;
     if (ready && live) {
       // Live: the data source is healthy now, and (for a stream) has been heard from recently.
@@ -456,7 +490,7 @@ HttpResponse Router::Ready() const {
               (status.mode == SourceMode::kFile ||
                now - status.last_activity_unix_ms <= readiness_.max_silence.count());
     }
-    if (!ready) waiting += (waiting.empty() ? "" : ", ") + env->config().name;
+    if (!ready) waiting += (waiting.empty() ? "" : ", ") + env->name();
   }
   if (waiting.empty()) return JsonMessage(200, "ready");
   return JsonMessage(503,

@@ -6,6 +6,7 @@
 // Thread safety: Handle is const and may run on any number of threads at once.
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -47,19 +48,26 @@ struct HttpResponse {
   std::vector<std::pair<std::string, std::string>> headers;
   /// Set when the request opened an SDK stream: the server then keeps the connection and
   /// subscribes it to this environment instead of writing `body`.
-  Environment* stream_env = nullptr;
+  std::shared_ptr<Environment> stream_env;
   StreamKind stream_kind = StreamKind::kAll;
   metrics::SdkKind stream_sdk = metrics::SdkKind::kServer;
   std::shared_ptr<ClientStream> client_stream;  // kEvaluated streams: the context's evaluator
+  /// The stream's credential is a rotated-out key: the stream ends at its expiry (0 = never).
+  std::int64_t credential_expires_unix_ms = 0;
 };
 
 class Router {
  public:
-  /// `events` (indexed like `environments`) takes the events SDKs post; without it, events
-  /// routes answer 503.
-  Router(std::vector<Environment*> environments, metrics::RelayMetrics& metrics,
-         std::string version, config::ReadinessConfig readiness = {},
-         EventsRelay* events = nullptr);
+  /// `events` takes the events SDKs post, environment i's in slot `events_slots[i]` (i itself
+  /// when `events_slots` is empty); without it, events routes answer 503. The router keeps the
+  /// environments alive. A reload builds a new router: the credentials are read from each
+  /// environment's config now.
+  Router(std::vector<std::shared_ptr<Environment>> environments, metrics::RelayMetrics& metrics,
+         std::string version, config::ReadinessConfig readiness = {}, EventsRelay* events = nullptr,
+         std::vector<std::size_t> events_slots = {});
+
+  /// Shutdown has begun: /readyz answers 503 from now on, everything else is still served.
+  void StartDraining() { draining_.store(true); }
 
   [[nodiscard]] HttpResponse Handle(const HttpRequest& request) const;
 
@@ -111,8 +119,10 @@ class Router {
 
  private:
   HttpResponse Route(const HttpRequest& request, RouteId& route) const;
-  Environment* Authenticate(std::string_view authorization) const;
-  Environment* AuthenticateMobile(std::string_view authorization) const;
+  // `expires`, when given, is set to the credential's expiry (0 = none).
+  Environment* Authenticate(std::string_view authorization, std::int64_t* expires = nullptr) const;
+  Environment* AuthenticateMobile(std::string_view authorization,
+                                  std::int64_t* expires = nullptr) const;
   // The client-side routes (evaluation, client streams): client_side.cpp. Nullopt when `path` is
   // none of them.
   std::optional<HttpResponse> RouteClientSide(const HttpRequest& request, std::string_view path,
@@ -131,17 +141,25 @@ class Router {
     std::size_t operator()(const Digest& d) const noexcept;
   };
   static Digest CredentialDigest(std::string_view credential);
-  static Environment* FindByKey(const std::unordered_map<Digest, Environment*, DigestHash>& keys,
-                                std::string_view authorization);
+  // A credential's environment; a key being rotated out also has its expiry.
+  struct KeyEntry {
+    Environment* env;
+    std::int64_t expires_unix_ms = 0;  // 0 = never
+  };
+  using KeyMap = std::unordered_map<Digest, KeyEntry, DigestHash>;
+  static Environment* FindByKey(const KeyMap& keys, std::string_view authorization,
+                                std::int64_t* expires);
 
-  std::vector<Environment*> environments_;
-  std::unordered_map<Digest, Environment*, DigestHash> by_sdk_key_;
-  std::unordered_map<Digest, Environment*, DigestHash> by_mobile_key_;
+  std::vector<std::shared_ptr<Environment>> environments_;
+  std::vector<std::size_t> events_slots_;  // parallel to environments_
+  KeyMap by_sdk_key_;
+  KeyMap by_mobile_key_;
   std::unordered_map<std::string, Environment*> by_env_id_;
   metrics::RelayMetrics& metrics_;
   std::string version_;
   config::ReadinessConfig readiness_;
   EventsRelay* events_;
+  std::atomic<bool> draining_{false};
   // flagrelay_http_requests_total, resolved per route and status class at construction.
   std::array<std::array<prometheus::Counter*, 5>, static_cast<std::size_t>(RouteId::kCount)>
       requests_{};

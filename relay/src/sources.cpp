@@ -21,11 +21,11 @@ namespace {
 
 class FileSource final : public DataSource, public std::enable_shared_from_this<FileSource> {
  public:
-  FileSource(net::io_context& io, Environment& env)
+  FileSource(net::io_context& io, std::shared_ptr<Environment> env)
       : strand_(net::make_strand(io)),
-        env_(env),
+        env_(std::move(env)),
         timer_(strand_),
-        component_("file " + env.config().name) {}
+        component_("file " + env_->name()) {}
 
   void Start() override {
     net::dispatch(strand_, [self = shared_from_this()] { self->Poll(); });
@@ -51,14 +51,14 @@ class FileSource final : public DataSource, public std::enable_shared_from_this<
   void Poll() {
     if (stopped_) return;
     Check();
-    timer_.expires_after(env_.config().data_file_poll_interval);
+    timer_.expires_after(env_->config()->data_file_poll_interval);
     timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (!ec) self->Poll();
     });
   }
 
   void Check() {
-    const std::string& path = env_.config().data_file;
+    const std::string path = env_->config()->data_file;
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0)
       return Report("cannot stat " + path + ": " + std::strerror(errno));
@@ -82,26 +82,26 @@ class FileSource final : public DataSource, public std::enable_shared_from_this<
     LogInfo(component_, "loaded " + path + ": " + std::to_string(data->flags.live_count()) +
                             " flags, " + std::to_string(data->segments.live_count()) + " segments");
     // VALID once the file's content is served (after the cache commit), not before.
-    env_.ApplyFile(std::move(*data), [self = shared_from_this(), stamp] {
+    env_->ApplyFile(std::move(*data), [self = shared_from_this(), stamp] {
       net::post(self->strand_, [self, stamp] {
         if (!self->stopped_ && self->last_ == stamp)
-          self->env_.SetConnectionState(ConnectionState::kValid);
+          self->env_->SetConnectionState(ConnectionState::kValid);
       });
     });
   }
 
   void Report(std::string problem) {
-    env_.ReleaseCache();  // the file cannot be used now: serve what the cache holds meanwhile
+    env_->ReleaseCache();  // the file cannot be used now: serve what the cache holds meanwhile
     if (problem == last_problem_) return;  // once per distinct problem, not once per poll
     last_problem_ = problem;
-    LogError(component_, problem + (env_.snapshot() ? "; keeping the last good data" : ""));
-    env_.SetConnectionState(
-        env_.snapshot() ? ConnectionState::kInterrupted : ConnectionState::kInitializing,
+    LogError(component_, problem + (env_->snapshot() ? "; keeping the last good data" : ""));
+    env_->SetConnectionState(
+        env_->snapshot() ? ConnectionState::kInterrupted : ConnectionState::kInitializing,
         ErrorInfo{"INVALID_DATA", 0, std::move(problem), NowUnixMs()});
   }
 
   net::strand<net::io_context::executor_type> strand_;
-  Environment& env_;
+  std::shared_ptr<Environment> env_;
   net::steady_timer timer_;
   std::string component_;
   Stamp last_;
@@ -111,8 +111,8 @@ class FileSource final : public DataSource, public std::enable_shared_from_this<
 
 }  // namespace
 
-std::unique_ptr<DataSource> MakeFileSource(net::io_context& io, Environment& env) {
-  return std::make_unique<SourceHandle>(std::make_shared<FileSource>(io, env));
+std::unique_ptr<DataSource> MakeFileSource(net::io_context& io, std::shared_ptr<Environment> env) {
+  return std::make_unique<SourceHandle>(std::make_shared<FileSource>(io, std::move(env)));
 }
 
 }  // namespace flagrelay::relay

@@ -49,7 +49,7 @@ class Outbound;
 /// by retrying). With upstream.pollingFallback, polls `{baseUri}/sdk/latest-all` while the stream
 /// is down.
 [[nodiscard]] std::unique_ptr<DataSource> MakeUpstreamSource(boost::asio::io_context& io,
-                                                             Environment& env,
+                                                             std::shared_ptr<Environment> env,
                                                              const config::UpstreamConfig& upstream,
                                                              std::shared_ptr<Outbound> outbound,
                                                              std::string user_agent);
@@ -57,6 +57,6 @@ class Outbound;
 /// Polls the environment's `dataFile` (mtime, size, inode) and applies its content on change. A
 /// file that cannot be read or parsed is reported and the last good data stays served.
 [[nodiscard]] std::unique_ptr<DataSource> MakeFileSource(boost::asio::io_context& io,
-                                                         Environment& env);
+                                                         std::shared_ptr<Environment> env);
 
 }  // namespace flagrelay::relay

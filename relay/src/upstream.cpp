@@ -74,14 +74,15 @@ bool IsRecoverable(unsigned status) {
 class UpstreamSource final : public DataSource,
                              public std::enable_shared_from_this<UpstreamSource> {
  public:
-  UpstreamSource(net::io_context& io, Environment& env, const config::UpstreamConfig& config,
-                 std::shared_ptr<Outbound> outbound, std::string user_agent)
+  UpstreamSource(net::io_context& io, std::shared_ptr<Environment> env,
+                 const config::UpstreamConfig& config, std::shared_ptr<Outbound> outbound,
+                 std::string user_agent)
       : strand_(net::make_strand(io)),
-        env_(env),
+        env_(std::move(env)),
         config_(config),
         outbound_(std::move(outbound)),
         user_agent_(std::move(user_agent)),
-        component_("upstream " + env.config().name),
+        component_("upstream " + env_->name()),
         retry_timer_(strand_),
         poll_timer_(strand_),
         sse_([this](protocol::SseEvent&& event) { OnEvent(std::move(event)); },
@@ -167,7 +168,7 @@ class UpstreamSource final : public DataSource,
       co_return Network(ec == beast::error::timeout ? "no response within upstream.readTimeout"
                                                     : "read response: " + ec.message());
     }
-    env_.NoteActivity();
+    env_->NoteActivity();
     if (const unsigned status = parser.get().result_int(); status != 200) {
       Failure failure{metrics::ErrorKind::kErrorResponse,
                       "upstream answered HTTP " + std::to_string(status), static_cast<int>(status),
@@ -190,7 +191,7 @@ class UpstreamSource final : public DataSource,
       if (ec == http::error::need_buffer) ec = {};
       const std::size_t received = chunk.size() - parser.get().body().size;
       if (received > 0) {
-        env_.NoteActivity();
+        env_->NoteActivity();
         if (!sse_.Feed(std::string_view(chunk.data(), received))) {
           co_return InvalidData("an event exceeded upstream.maxEventBytes (" +
                                 std::to_string(config_.max_event_bytes) + " bytes)");
@@ -219,13 +220,13 @@ class UpstreamSource final : public DataSource,
       return;
     }
     const bool is_put = std::holds_alternative<protocol::PutMessage>(*message);
-    env_.ApplyUpstream(std::move(*message),
-                       is_put ? OnPublished([id = connection_id_](UpstreamSource& self) {
-                         // VALID once this connection's put is served, unless the connection failed
-                         // meanwhile.
-                         return id == self.connection_id_ && self.stream_healthy_;
-                       })
-                              : Environment::Published{});
+    env_->ApplyUpstream(std::move(*message),
+                        is_put ? OnPublished([id = connection_id_](UpstreamSource& self) {
+                          // VALID once this connection's put is served, unless the connection
+                          // failed meanwhile.
+                          return id == self.connection_id_ && self.stream_healthy_;
+                        })
+                               : Environment::Published{});
     if (is_put) {
       if (!stream_healthy_) LogInfo(component_, "received full data set");
       stream_healthy_ = true;
@@ -234,7 +235,7 @@ class UpstreamSource final : public DataSource,
         LogInfo(component_, "stream is back; polling stops");
         StopPolling();
       }
-      env_.SetMode(SourceMode::kStreaming);
+      env_->SetMode(SourceMode::kStreaming);
       // The environment turns VALID when it publishes this put (after the cache commit).
     }
   }
@@ -246,18 +247,18 @@ class UpstreamSource final : public DataSource,
     stream_healthy_ = false;
     if (!failing_since_) failing_since_ = now;
     // The first upstream answer decides whether cached data is worth serving: it is now.
-    env_.ReleaseCache();
+    env_->ReleaseCache();
     const auto delay = NextDelay();
     LogWarn(component_,
             failure.message + "; reconnecting in " + std::to_string(delay.count()) + " ms");
-    env_.metrics().Reconnects(failure.kind).Increment();
-    const bool serving_live = env_.has_live_data();
+    env_->metrics().Reconnects(failure.kind).Increment();
+    const bool serving_live = env_->has_live_data();
     if (!polling_healthy_) {
-      env_.SetConnectionState(
+      env_->SetConnectionState(
           serving_live ? ConnectionState::kInterrupted : ConnectionState::kInitializing,
           ErrorFrom(failure));
     } else {
-      env_.SetConnectionState(ConnectionState::kValid, ErrorFrom(failure));
+      env_->SetConnectionState(ConnectionState::kValid, ErrorFrom(failure));
     }
     return delay;
   }
@@ -266,10 +267,10 @@ class UpstreamSource final : public DataSource,
     LogError(component_, failure.message + "; not retrying");
     // As ld-relay: an environment whose upstream refused it for good (401, 403, 404, ...) answers
     // its SDKs 401 too, rather than serving data nobody can refresh under that key.
-    if (failure.status_code != 0) env_.MarkCredentialRejected();
-    env_.ReleaseCache();
-    env_.SetMode(SourceMode::kOff);
-    env_.SetConnectionState(ConnectionState::kOff, ErrorFrom(failure));
+    if (failure.status_code != 0) env_->MarkCredentialRejected();
+    env_->ReleaseCache();
+    env_->SetMode(SourceMode::kOff);
+    env_->SetConnectionState(ConnectionState::kOff, ErrorFrom(failure));
     StopPolling();
   }
 
@@ -287,7 +288,7 @@ class UpstreamSource final : public DataSource,
     return [self = shared_from_this(), still_current] {
       net::post(self->strand_, [self, still_current] {
         if (!self->stopped_ && still_current(*self))
-          self->env_.SetConnectionState(ConnectionState::kValid);
+          self->env_->SetConnectionState(ConnectionState::kValid);
       });
     };
   }
@@ -371,13 +372,13 @@ class UpstreamSource final : public DataSource,
       co_return PollFailed(Network("poll: read response: " + ec.message()));
     }
     if (!polling_ || stopped_) co_return;
-    env_.NoteActivity();
+    env_->NoteActivity();
     auto& response = parser.get();
     const unsigned status = response.result_int();
     if (status == 304) {
-      env_.metrics().Polls(metrics::PollResult::kNotModified).Increment();
+      env_->metrics().Polls(metrics::PollResult::kNotModified).Increment();
       PollSucceeded();
-      env_.SetConnectionState(ConnectionState::kValid);  // the data served is the upstream's
+      env_->SetConnectionState(ConnectionState::kValid);  // the data served is the upstream's
       co_return;
     }
     if (status != 200) {
@@ -399,10 +400,10 @@ class UpstreamSource final : public DataSource,
     } else {
       poll_etag_.clear();
     }
-    env_.metrics().Polls(metrics::PollResult::kOk).Increment();
-    env_.ApplyUpstream(protocol::Message{std::move(*data)}, OnPublished([](UpstreamSource& self) {
-                         return self.polling_ && self.polling_healthy_;
-                       }));
+    env_->metrics().Polls(metrics::PollResult::kOk).Increment();
+    env_->ApplyUpstream(protocol::Message{std::move(*data)}, OnPublished([](UpstreamSource& self) {
+                          return self.polling_ && self.polling_healthy_;
+                        }));
     PollSucceeded();
   }
 
@@ -410,27 +411,27 @@ class UpstreamSource final : public DataSource,
   void PollSucceeded() {
     if (!polling_healthy_) LogInfo(component_, "polling delivers data");
     polling_healthy_ = true;
-    env_.SetMode(SourceMode::kPolling);
+    env_->SetMode(SourceMode::kPolling);
   }
 
   void PollFailed(Failure failure) {
     if (!polling_ || stopped_) return;  // polling was stopped: the stream owns the state again
-    env_.metrics().Polls(metrics::PollResult::kError).Increment();
+    env_->metrics().Polls(metrics::PollResult::kError).Increment();
     LogWarn(component_, failure.message);
     polling_healthy_ = false;
-    env_.SetConnectionState(
-        env_.has_live_data() ? ConnectionState::kInterrupted : ConnectionState::kInitializing,
+    env_->SetConnectionState(
+        env_->has_live_data() ? ConnectionState::kInterrupted : ConnectionState::kInitializing,
         ErrorFrom(failure));
   }
 
   void SetCommonHeaders(http::request<http::empty_body>& request, const Target& target) const {
     request.set(http::field::host, target.HostHeader());
-    request.set(http::field::authorization, env_.config().sdk_key.Reveal());
+    request.set(http::field::authorization, env_->config()->sdk_key.Reveal());
     request.set(http::field::user_agent, user_agent_);
   }
 
   net::strand<net::io_context::executor_type> strand_;
-  Environment& env_;
+  std::shared_ptr<Environment> env_;
   const config::UpstreamConfig& config_;
   std::shared_ptr<Outbound> outbound_;
   std::string user_agent_;
@@ -460,7 +461,8 @@ std::shared_ptr<Outbound> MakeOutbound(const config::UpstreamConfig& upstream,
   return std::make_shared<Outbound>(upstream, proxy);
 }
 
-std::unique_ptr<DataSource> MakeUpstreamSource(net::io_context& io, Environment& env,
+std::unique_ptr<DataSource> MakeUpstreamSource(net::io_context& io,
+                                               std::shared_ptr<Environment> env,
                                                const config::UpstreamConfig& upstream,
                                                std::shared_ptr<Outbound> outbound,
                                                std::string user_agent) {

@@ -1279,10 +1279,10 @@ TEST(ConfigTimestamp, ParsesRfc3339) {
 }
 
 TEST(ConfigTimestamp, RejectsWhatIsNotRfc3339) {
-  for (const char* text : {"", "2026-12-01", "2026-12-01 00:00:00Z", "2026-12-01T00:00:00",
-                           "2026-13-01T00:00:00Z", "2025-02-29T00:00:00Z", "2026-12-01T24:00:00Z",
-                           "2026-12-01T00:00:00.Z", "2026-12-01T00:00:00+0100", "tomorrow",
-                           "2026-12-01T00:00:00Zjunk"}) {
+  for (const char* text :
+       {"", "2026-12-01", "2026-12-01 00:00:00Z", "2026-12-01T00:00:00", "2026-13-01T00:00:00Z",
+        "2025-02-29T00:00:00Z", "2026-12-01T24:00:00Z", "2026-12-01T00:00:00.Z",
+        "2026-12-01T00:00:00+0100", "tomorrow", "2026-12-01T00:00:00Zjunk"}) {
     EXPECT_EQ(ParseTimestamp(text), std::nullopt) << text;
   }
 }
@@ -1291,7 +1291,8 @@ TEST(ConfigLoad, ReloadAndShutdown) {
   const RelayConfig defaults = LoadOk(kEnvs);
   EXPECT_EQ(defaults.reload.watch_interval, milliseconds(0));
   EXPECT_EQ(defaults.shutdown.drain_delay, milliseconds(0));
-  const RelayConfig c = LoadOk("reload:\n  watchInterval: 10s\nshutdown:\n  drainDelay: 5s\n" + kEnvs);
+  const RelayConfig c =
+      LoadOk("reload:\n  watchInterval: 10s\nshutdown:\n  drainDelay: 5s\n" + kEnvs);
   EXPECT_EQ(c.reload.watch_interval, seconds(10));
   EXPECT_EQ(c.shutdown.drain_delay, seconds(5));
   EXPECT_THAT(Load("shutdown:\n  drainDelay: 5\n" + kEnvs).errors,
@@ -1319,16 +1320,24 @@ TEST(ConfigLoad, ExpiringKeyErrors) {
               ElementsAre(HasSubstr("environments.prod.expiringSdkKey.key: required")));
   EXPECT_THAT(Load(base + "      key: sdk-old\n      expiry: next week\n").errors,
               ElementsAre(HasSubstr("expected an RFC 3339 time")));
-  EXPECT_THAT(Load(base + "      key: sdk-old\n      expiry: 2026-12-01T00:00:00Z\n      when: now\n")
-                  .errors,
-              ElementsAre(HasSubstr("expiringSdkKey.when: unknown key")));
+  EXPECT_THAT(
+      Load(base + "      key: sdk-old\n      expiry: 2026-12-01T00:00:00Z\n      when: now\n")
+          .errors,
+      ElementsAre(HasSubstr("expiringSdkKey.when: unknown key")));
   // The expiring key is the current one, or another environment's: which environment it opens
   // would be ambiguous. The error never shows the key whole.
-  const LoadResult same = Load(base + "      key: " + std::string(kSdkKey) +
-                               "\n      expiry: 2026-12-01T00:00:00Z\n");
+  const LoadResult same =
+      Load(base + "      key: " + std::string(kSdkKey) + "\n      expiry: 2026-12-01T00:00:00Z\n");
   EXPECT_THAT(same.errors, ElementsAre(AllOf(HasSubstr("expiringSdkKey.key: SDK key"),
                                              HasSubstr("also used by environment 'prod'"),
                                              Not(HasSubstr(std::string(kSdkKey))))));
+}
+
+TEST(ConfigEnv, MaxClientConnectionTime) {
+  const RelayConfig c = LoadOk(kEnvs, {{"MAX_CLIENT_CONNECTION_TIME", "30m"}});
+  EXPECT_EQ(c.streams.max_connection_time, minutes(30));
+  EXPECT_THAT(Load(kEnvs, {{"MAX_CLIENT_CONNECTION_TIME", "30"}}).errors,
+              Contains(HasSubstr("MAX_CLIENT_CONNECTION_TIME")));
 }
 
 }  // namespace flagrelay::config

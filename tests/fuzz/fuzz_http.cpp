@@ -76,11 +76,11 @@ config::EnvironmentConfig EnvConfig(std::string name, std::string sdk_key, std::
 // shed, with the same 202. Building all this per input would cost 25 times the request itself.
 struct Relay {
   Relay() {
-    prod = std::make_unique<relay::Environment>(
+    prod = std::make_shared<relay::Environment>(
         EnvConfig("prod", "sdk-11111111-2222-3333-4444-555555555555",
                   "mob-11111111-2222-3333-4444-555555555555", "0123456789abcdef01234567", false),
         nullptr, commits, metrics.AddEnvironment("prod"));
-    staging = std::make_unique<relay::Environment>(
+    staging = std::make_shared<relay::Environment>(
         EnvConfig("staging", "sdk-66666666-7777-8888-9999-000000000000",
                   "mob-66666666-7777-8888-9999-000000000000", "76543210fedcba9876543210", true),
         nullptr, commits, metrics.AddEnvironment("staging"));
@@ -100,17 +100,17 @@ struct Relay {
     // No Outbound: it is only used to send.
     events = std::make_unique<relay::EventsRelay>(
         events_config, upstream, nullptr, "fuzz",
-        std::vector<relay::EventsRelay::Environment>{{&prod->config(), &prod->metrics()},
-                                                     {&staging->config(), &staging->metrics()}});
-    router =
-        std::make_unique<relay::Router>(std::vector<relay::Environment*>{prod.get(), staging.get()},
-                                        metrics, "fuzz", config::ReadinessConfig{}, events.get());
+        std::vector<relay::EventsRelay::Environment>{{prod->config(), &prod->metrics()},
+                                                     {staging->config(), &staging->metrics()}});
+    router = std::make_unique<relay::Router>(
+        std::vector<std::shared_ptr<relay::Environment>>{prod, staging}, metrics, "fuzz",
+        config::ReadinessConfig{}, events.get());
     handler = [this](const relay::HttpRequest& request) { return router->Handle(request); };
   }
 
   metrics::RelayMetrics metrics{"fuzz"};
   relay::CommitQueue commits;
-  std::unique_ptr<relay::Environment> prod, staging;
+  std::shared_ptr<relay::Environment> prod, staging;
   config::ListenConfig listen;
   config::EventsConfig events_config;
   config::UpstreamConfig upstream;
@@ -151,7 +151,7 @@ void CheckResponse(const relay::HttpResponse& response, relay::Environment* prod
   FUZZ_CHECK(response.status >= 100 && response.status <= 599);
   CheckBody(response);
   if (response.stream_env == nullptr) return;
-  FUZZ_CHECK(response.stream_env == prod || response.stream_env == staging);
+  FUZZ_CHECK(response.stream_env.get() == prod || response.stream_env.get() == staging);
   FUZZ_CHECK(response.status == 200 && !response.body);
   if (response.client_stream) {
     const auto frames = response.client_stream->Update(response.stream_env->EvalData());

@@ -34,4 +34,25 @@ TEST(RelayMetrics, SerializesResolvedSeries) {
 }
 
 }  // namespace
+TEST(RelayMetrics, RetiredEnvironmentsAreHiddenAndComeBackReset) {
+  RelayMetrics metrics("1.2.3");
+  const EnvironmentMetrics& prod = metrics.AddEnvironment("prod");
+  metrics.AddEnvironment("staging");
+  prod.events_received->Increment(7);
+  prod.SetDataSource(DataSourceLabel::kUpstream);
+  metrics.RetireEnvironment("prod");
+  std::string text = metrics.Serialize();
+  EXPECT_EQ(text.find("env=\"prod\""), std::string::npos) << text;
+  EXPECT_NE(text.find("flagrelay_events_received_total{env=\"staging\"} 0"), std::string::npos);
+  prod.events_received->Increment();  // still safe to use while hidden
+
+  const EnvironmentMetrics& again = metrics.AddEnvironment("prod");
+  EXPECT_EQ(&again, &prod);
+  text = metrics.Serialize();
+  EXPECT_NE(text.find("flagrelay_events_received_total{env=\"prod\"} 8"), std::string::npos);
+  EXPECT_NE(text.find("flagrelay_data_source{env=\"prod\",source=\"none\"} 1"), std::string::npos);
+  EXPECT_NE(text.find("flagrelay_data_source{env=\"prod\",source=\"upstream\"} 0"),
+            std::string::npos);
+}
+
 }  // namespace flagrelay::metrics

@@ -50,7 +50,9 @@ class EnvironmentTest : public ::testing::Test {
 };
 
 TEST_F(EnvironmentTest, StreamGetsPutThenOnlyAppliedChangesInOrder) {
-  Environment env(EnvConfig(), &store_, commits_, env_metrics_);
+  const auto env_owner =
+      std::make_shared<Environment>(EnvConfig(), &store_, commits_, env_metrics_);
+  Environment& env = *env_owner;
   auto sub = std::make_shared<RecordingSubscriber>();
   env.Subscribe(sub, StreamKind::kAll);
   EXPECT_TRUE(sub->frames().empty()) << "no data yet: the stream stays silent";
@@ -78,7 +80,9 @@ TEST_F(EnvironmentTest, StreamGetsPutThenOnlyAppliedChangesInOrder) {
 }
 
 TEST_F(EnvironmentTest, PublishesOnlyAfterTheCommit) {
-  Environment env(EnvConfig(), &store_, commits_, env_metrics_);
+  const auto env_owner =
+      std::make_shared<Environment>(EnvConfig(), &store_, commits_, env_metrics_);
+  Environment& env = *env_owner;
   env.ApplyUpstream(Put({Flag("a", 1)}));
   ASSERT_TRUE(Eventually([&] { return env.snapshot() != nullptr; }));
   auto sub = std::make_shared<RecordingSubscriber>();
@@ -98,7 +102,9 @@ TEST_F(EnvironmentTest, PublishesOnlyAfterTheCommit) {
 }
 
 TEST_F(EnvironmentTest, FailedCommitStillServesFromMemoryAndReports) {
-  Environment env(EnvConfig(), &store_, commits_, env_metrics_);
+  const auto env_owner =
+      std::make_shared<Environment>(EnvConfig(), &store_, commits_, env_metrics_);
+  Environment& env = *env_owner;
   store_.FailCommits(true);
   env.ApplyUpstream(Put({Flag("a", 1)}));
   ASSERT_TRUE(Eventually([&] { return env.snapshot() != nullptr; }));
@@ -112,7 +118,9 @@ TEST_F(EnvironmentTest, FailedCommitStillServesFromMemoryAndReports) {
 }
 
 TEST_F(EnvironmentTest, AFailingCacheIsRewrittenWithoutWaitingForAChange) {
-  Environment env(EnvConfig(), &store_, commits_, env_metrics_);
+  const auto env_owner =
+      std::make_shared<Environment>(EnvConfig(), &store_, commits_, env_metrics_);
+  Environment& env = *env_owner;
   env.RetryFailedCommit();  // nothing failed: nothing to do
   Drain();
   EXPECT_EQ(store_.commits(), 0);
@@ -140,12 +148,16 @@ TEST_F(EnvironmentTest, AFailingCacheIsRewrittenWithoutWaitingForAChange) {
 
 TEST_F(EnvironmentTest, CachedRecordThatDoesNotParseIsQuarantinedNotServed) {
   {
-    Environment env(EnvConfig(), &store_, commits_, env_metrics_);
+    const auto env_owner =
+        std::make_shared<Environment>(EnvConfig(), &store_, commits_, env_metrics_);
+    Environment& env = *env_owner;
     env.ApplyUpstream(Put({Flag("a", 1)}));
     Drain();
   }
   store_.PutRaw("prod", {"flags", "b", "[not a flag"});
-  Environment restarted(EnvConfig(), &store_, commits_, env_metrics_);
+  const auto restarted_owner =
+      std::make_shared<Environment>(EnvConfig(), &store_, commits_, env_metrics_);
+  Environment& restarted = *restarted_owner;
   restarted.LoadFromCache();
   restarted.ReleaseCache();
   EXPECT_EQ(restarted.snapshot(), nullptr);
@@ -156,7 +168,9 @@ TEST_F(EnvironmentTest, CachedRecordThatDoesNotParseIsQuarantinedNotServed) {
 }
 
 TEST_F(EnvironmentTest, ACacheThatCannotBeOpenedIsReportedFailing) {
-  Environment env(EnvConfig(), nullptr, commits_, env_metrics_);
+  const auto env_owner =
+      std::make_shared<Environment>(EnvConfig(), nullptr, commits_, env_metrics_);
+  Environment& env = *env_owner;
   env.LoadFromCache("cannot open the cache: Read-only file system");
   EXPECT_EQ(env.Status().cache_state, "failing");
   EXPECT_EQ(env.Status().cache_load, "error");
@@ -167,7 +181,9 @@ TEST_F(EnvironmentTest, ACacheThatCannotBeOpenedIsReportedFailing) {
 
 TEST_F(EnvironmentTest, AFailedCommitLeavesNoHoleInTheCache) {
   {
-    Environment env(EnvConfig(), &store_, commits_, env_metrics_);
+    const auto env_owner =
+        std::make_shared<Environment>(EnvConfig(), &store_, commits_, env_metrics_);
+    Environment& env = *env_owner;
     env.ApplyUpstream(Put({Flag("a", 1), Flag("b", 1)}));
     Drain();
     store_.FailCommits(true);
@@ -179,7 +195,9 @@ TEST_F(EnvironmentTest, AFailedCommitLeavesNoHoleInTheCache) {
   }
   // Had the last commit been a delta, the cache would say "data version 3" yet still hold the
   // deleted flag b: a restart during an outage would resurrect it.
-  Environment restarted(EnvConfig(), &store_, commits_, env_metrics_);
+  const auto restarted_owner =
+      std::make_shared<Environment>(EnvConfig(), &store_, commits_, env_metrics_);
+  Environment& restarted = *restarted_owner;
   restarted.LoadFromCache();
   restarted.ReleaseCache();
   ASSERT_NE(restarted.snapshot(), nullptr);
@@ -191,14 +209,18 @@ TEST_F(EnvironmentTest, AFailedCommitLeavesNoHoleInTheCache) {
 
 TEST_F(EnvironmentTest, RestartServesCachedDataOfTheSameKeyOnly) {
   {
-    Environment env(EnvConfig(), &store_, commits_, env_metrics_);
+    const auto env_owner =
+        std::make_shared<Environment>(EnvConfig(), &store_, commits_, env_metrics_);
+    Environment& env = *env_owner;
     env.ApplyUpstream(Put({Flag("a", 4), Flag("b", 1)}));
     env.ApplyUpstream(protocol::DeleteMessage{protocol::Kind::kFlags, "b", 2});
     // Committed and published (the commit job touches the environment until it has published).
     ASSERT_TRUE(Eventually([&] { return env.snapshot() && env.snapshot()->data_version() == 2; }));
     Drain();
   }
-  Environment restarted(EnvConfig(), &store_, commits_, env_metrics_);
+  const auto restarted_owner =
+      std::make_shared<Environment>(EnvConfig(), &store_, commits_, env_metrics_);
+  Environment& restarted = *restarted_owner;
   restarted.LoadFromCache();
   EXPECT_EQ(restarted.snapshot(), nullptr) << "held back until the upstream fails or initTimeout";
   restarted.ReleaseCache();
@@ -218,7 +240,9 @@ TEST_F(EnvironmentTest, RestartServesCachedDataOfTheSameKeyOnly) {
   EXPECT_EQ(restarted.snapshot()->data_version(), 3u);
 
   // When the upstream answers first, its data wins and the cached data is never served.
-  Environment fresh(EnvConfig(), &store_, commits_, env_metrics_);
+  const auto fresh_owner =
+      std::make_shared<Environment>(EnvConfig(), &store_, commits_, env_metrics_);
+  Environment& fresh = *fresh_owner;
   fresh.LoadFromCache();
   fresh.ApplyUpstream(Put({Flag("z", 1)}));
   ASSERT_TRUE(Eventually([&] { return fresh.snapshot() != nullptr; }));
@@ -228,7 +252,9 @@ TEST_F(EnvironmentTest, RestartServesCachedDataOfTheSameKeyOnly) {
   EXPECT_GT(fresh.snapshot()->data_version(), 3u) << "versions continue from the cached ones";
 
   store_.SetFingerprint("prod", "sdk:someone-else");
-  Environment other_key(EnvConfig(), &store_, commits_, env_metrics_);
+  const auto other_key_owner =
+      std::make_shared<Environment>(EnvConfig(), &store_, commits_, env_metrics_);
+  Environment& other_key = *other_key_owner;
   other_key.LoadFromCache();
   other_key.ReleaseCache();
   EXPECT_EQ(other_key.snapshot(), nullptr);
@@ -237,7 +263,9 @@ TEST_F(EnvironmentTest, RestartServesCachedDataOfTheSameKeyOnly) {
 }
 
 TEST_F(EnvironmentTest, FileReloadAnnouncesDifferencesWithVersionsSdksAccept) {
-  Environment env(EnvConfig(), nullptr, commits_, env_metrics_);
+  const auto env_owner =
+      std::make_shared<Environment>(EnvConfig(), nullptr, commits_, env_metrics_);
+  Environment& env = *env_owner;
   env.ApplyFile(Put({Flag("same", 1), Flag("edited", 3), Flag("gone", 2)}));
   auto sub = std::make_shared<RecordingSubscriber>();
   env.Subscribe(sub, StreamKind::kAll);
@@ -262,11 +290,15 @@ TEST_F(EnvironmentTest, FileReloadAnnouncesDifferencesWithVersionsSdksAccept) {
 
 TEST_F(EnvironmentTest, TheFirstThingServedIsAPutEvenForAFileDiffOverHeldCache) {
   {
-    Environment env(EnvConfig(), &store_, commits_, env_metrics_);
+    const auto env_owner =
+        std::make_shared<Environment>(EnvConfig(), &store_, commits_, env_metrics_);
+    Environment& env = *env_owner;
     env.ApplyFile(Put({Flag("a", 1), Flag("b", 1)}));
     Drain();
   }
-  Environment restarted(EnvConfig(), &store_, commits_, env_metrics_);
+  const auto restarted_owner =
+      std::make_shared<Environment>(EnvConfig(), &store_, commits_, env_metrics_);
+  Environment& restarted = *restarted_owner;
   restarted.LoadFromCache();  // held back: nothing served yet
   auto early = std::make_shared<RecordingSubscriber>();
   restarted.Subscribe(early, StreamKind::kAll);
@@ -285,7 +317,9 @@ TEST_F(EnvironmentTest, TheFirstThingServedIsAPutEvenForAFileDiffOverHeldCache) 
 }
 
 TEST_F(EnvironmentTest, SubscribersGoneOrClosedAreDropped) {
-  Environment env(EnvConfig(), nullptr, commits_, env_metrics_);
+  const auto env_owner =
+      std::make_shared<Environment>(EnvConfig(), nullptr, commits_, env_metrics_);
+  Environment& env = *env_owner;
   auto kept = std::make_shared<RecordingSubscriber>();
   env.Subscribe(kept, StreamKind::kAll);
   {

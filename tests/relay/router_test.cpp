@@ -19,8 +19,9 @@ class RouterTest : public ::testing::Test {
     cfg.name = "prod";
     cfg.sdk_key = config::Secret(std::string(kKey));
     cfg.mobile_key = config::Secret("mob-aaaaaaaa-bbbb-cccc-dddd-eeeeeeee9876");
-    env_ = std::make_unique<Environment>(cfg, nullptr, commits_, metrics_.AddEnvironment("prod"));
-    router_ = std::make_unique<Router>(std::vector<Environment*>{env_.get()}, metrics_, "9.9.9");
+    env_ = std::make_shared<Environment>(cfg, nullptr, commits_, metrics_.AddEnvironment("prod"));
+    router_ = std::make_unique<Router>(std::vector<std::shared_ptr<Environment>>{env_}, metrics_,
+                                       "9.9.9");
   }
 
   HttpResponse Get(std::string_view target, std::string_view auth = kKey,
@@ -43,7 +44,7 @@ class RouterTest : public ::testing::Test {
 
   metrics::RelayMetrics metrics_{"test"};
   CommitQueue commits_;
-  std::unique_ptr<Environment> env_;
+  std::shared_ptr<Environment> env_;
   std::unique_ptr<Router> router_;
 };
 
@@ -62,7 +63,7 @@ TEST_F(RouterTest, NoDataYetIs503ForPollingAndASilentStream) {
   EXPECT_EQ(Get("/sdk/latest-all").status, 503u);
   EXPECT_EQ(Get("/readyz").status, 503u);
   const HttpResponse stream = Get("/all");
-  EXPECT_EQ(stream.stream_env, env_.get());
+  EXPECT_EQ(stream.stream_env, env_);
   EXPECT_EQ(stream.stream_kind, StreamKind::kAll);
   EXPECT_EQ(Get("/flags").stream_kind, StreamKind::kFlags);
   env_->ApplyUpstream(Put({}));

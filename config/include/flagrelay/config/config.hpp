@@ -45,6 +45,7 @@ struct TlsConfig {
   std::string cert_file;  // tls.certFile: certificate chain (PEM); client cert upstream
   std::string key_file;   // tls.keyFile: its private key (PEM)
   std::string min_version = "1.2";  // tls.minVersion: "1.2" | "1.3"
+  friend bool operator==(const TlsConfig&, const TlsConfig&) = default;
 };
 
 struct ListenConfig {
@@ -58,12 +59,14 @@ struct ListenConfig {
   std::size_t max_body_bytes = 1024 * 1024;  // listen.maxBodyBytes
   /// listen.tls: serve HTTPS when cert_file and key_file are set (ca_file unused here).
   std::optional<TlsConfig> tls;
+  friend bool operator==(const ListenConfig&, const ListenConfig&) = default;
 };
 
 struct PollingFallbackConfig {
   bool enabled = false;                          // upstream.pollingFallback.enabled
   Duration after = std::chrono::minutes(1);      // ...after: streaming failing this long
   Duration interval = std::chrono::seconds(30);  // ...interval: between polls
+  friend bool operator==(const PollingFallbackConfig&, const PollingFallbackConfig&) = default;
 };
 
 struct ProxyConfig {
@@ -76,6 +79,7 @@ struct ProxyConfig {
   /// scheme when `url` is empty. The loader is the one place that reads the environment.
   std::string https_proxy_env;
   std::string http_proxy_env;
+  friend bool operator==(const ProxyConfig&, const ProxyConfig&) = default;
 };
 
 struct UpstreamConfig {
@@ -100,6 +104,7 @@ struct UpstreamConfig {
   Duration disconnected_status_time = std::chrono::minutes(1);
   PollingFallbackConfig polling_fallback;  // upstream.pollingFallback
   TlsConfig tls;                           // upstream.tls (caFile, certFile, keyFile, minVersion)
+  friend bool operator==(const UpstreamConfig&, const UpstreamConfig&) = default;
 };
 
 enum class ReadinessMode {
@@ -110,6 +115,7 @@ enum class ReadinessMode {
 struct ReadinessConfig {
   ReadinessMode mode = ReadinessMode::kData;       // readiness.mode: data | live
   Duration max_silence = std::chrono::minutes(5);  // readiness.maxSilence (live mode)
+  friend bool operator==(const ReadinessConfig&, const ReadinessConfig&) = default;
 };
 
 struct StreamsConfig {
@@ -118,16 +124,19 @@ struct StreamsConfig {
   std::size_t max_queue_bytes = 8 * 1024 * 1024;      // streams.maxQueueBytes (per subscriber)
   Duration write_timeout = std::chrono::seconds(30);  // streams.writeTimeout
   Duration max_connection_time{0};                    // streams.maxConnectionTime, 0 = off
+  friend bool operator==(const StreamsConfig&, const StreamsConfig&) = default;
 };
 
 struct CacheConfig {
   std::string dir;                             // cache.dir; empty = no cache
   std::size_t map_size_bytes = 1024ull << 20;  // cache.mapSize
+  friend bool operator==(const CacheConfig&, const CacheConfig&) = default;
 };
 
 struct MetricsConfig {
   std::string host;           // metrics.host; empty = listen.host
   std::uint16_t port = 8031;  // metrics.port; 0 = no metrics listener
+  friend bool operator==(const MetricsConfig&, const MetricsConfig&) = default;
 };
 
 /// Top-level `events:`: how the analytics events SDKs post are batched and forwarded to
@@ -144,6 +153,7 @@ struct EventsConfig {
   std::size_t max_diagnostic_queue = 16;             // events.maxDiagnosticQueue: per environment
   Duration send_timeout = std::chrono::seconds(30);  // events.sendTimeout: one POST upstream
   Duration shutdown_timeout = std::chrono::seconds(5);  // events.shutdownTimeout
+  friend bool operator==(const EventsConfig&, const EventsConfig&) = default;
 };
 
 /// environments.<name>.events: the switches SIGHUP applies to a running relay.
@@ -171,7 +181,7 @@ struct EnvironmentConfig {
   std::optional<Secret> mobile_key;
   std::optional<ExpiringKey> expiring_sdk_key;     // expiringSdkKey: {key, expiry}
   std::optional<ExpiringKey> expiring_mobile_key;  // expiringMobileKey: {key, expiry}
-  std::string env_id;     // client-side ID; empty = none
+  std::string env_id;                              // client-side ID; empty = none
   std::string data_file;  // non-empty = served from this JSON file, no upstream stream
   Duration data_file_poll_interval = std::chrono::seconds(1);  // dataFilePollInterval
   // Browser (JS) routes: CORS origins allowed (empty = any), extra allowed request headers, and
@@ -188,6 +198,7 @@ struct ReloadConfig {
   /// reload.watchInterval: how often the config file is checked for a change (content hash);
   /// 0 = only on SIGHUP.
   Duration watch_interval{0};
+  friend bool operator==(const ReloadConfig&, const ReloadConfig&) = default;
 };
 
 /// shutdown: what SIGTERM does before the listener closes.
@@ -195,6 +206,7 @@ struct ShutdownConfig {
   /// shutdown.drainDelay: /readyz answers 503 for this long while everything is still served, so
   /// that load balancers (Kubernetes endpoints) stop sending new SDKs first.
   Duration drain_delay{0};
+  friend bool operator==(const ShutdownConfig&, const ShutdownConfig&) = default;
 };
 
 struct RelayConfig {

@@ -10,8 +10,10 @@
 
 #include <array>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -110,9 +112,13 @@ class RelayMetrics {
   RelayMetrics(const RelayMetrics&) = delete;
   RelayMetrics& operator=(const RelayMetrics&) = delete;
 
-  /// Registers the series of one environment. Start-up only. The reference stays valid for the
-  /// life of this object.
+  /// Registers the series of one environment. The reference stays valid for the life of this
+  /// object. A name seen before (an environment removed and added again by a reload) gets its
+  /// series back, shown again, with its state gauges reset.
   const EnvironmentMetrics& AddEnvironment(std::string_view env_name);
+  /// Hides an environment's series from scrapes (it was removed by a reload). They stay
+  /// allocated, so whatever still holds the reference can keep using it safely.
+  void RetireEnvironment(std::string_view env_name);
 
   /// flagrelay_http_requests_total{route,method,status}; `status` is a class such as "2xx".
   /// Start-up only: callers resolve every combination they will use into a table.
@@ -159,8 +165,9 @@ class RelayMetrics {
   prometheus::Gauge* http_connections_;
   prometheus::Counter* http_connections_rejected_;
 
-  std::mutex mutex_;  // guards environments_ and hooks_
-  std::vector<std::unique_ptr<EnvironmentMetrics>> environments_;
+  std::mutex mutex_;  // guards environments_, retired_ and hooks_
+  std::map<std::string, std::unique_ptr<EnvironmentMetrics>, std::less<>> environments_;
+  std::set<std::string, std::less<>> retired_;
   std::vector<std::function<void()>> hooks_;
 };
 

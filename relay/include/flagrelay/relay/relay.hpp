@@ -18,12 +18,15 @@ namespace flagrelay::relay {
 using ConfigReloader = std::function<config::LoadResult()>;
 
 /// Runs the relay with a validated config until SIGINT or SIGTERM, then shuts down in order:
-/// stop accepting, stop data sources, close streams, flush pending cache commits. Returns the
-/// process exit code (non-zero when it cannot start, e.g. the port is taken).
+/// readiness 503 for shutdown.drainDelay, stop accepting, stop data sources, close streams,
+/// flush events (bounded) and pending cache commits. Returns the process exit code (non-zero
+/// when it cannot start, e.g. the port is taken).
 ///
-/// On SIGHUP, when `reload` is set, the new config's log level and per-environment event
-/// switches take effect at once; an invalid config is logged and the running one kept.
-[[nodiscard]] int Run(const config::RelayConfig& config, const ConfigReloader& reload = {});
+/// On SIGHUP, or when `config_path`'s content changes (reload.watchInterval), `reload` loads the
+/// config again: environments are added, removed or changed without touching the others, and
+/// the log level applies; an invalid config is logged and the running one kept.
+[[nodiscard]] int Run(const config::RelayConfig& config, const ConfigReloader& reload = {},
+                      const std::string& config_path = {});
 
 /// `flagrelay cache inspect|verify|export ...` (`args` without "cache"): reads the cache
 /// directory of a relay, running or not, and changes nothing. Returns the exit code: 0 success,

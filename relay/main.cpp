@@ -17,7 +17,8 @@ namespace {
 constexpr std::string_view kUsage =
     "usage: flagrelay --config FILE       run the relay\n"
     "       flagrelay --check-config FILE validate FILE (and the environment variables), exit 0/1\n"
-    "       flagrelay cache inspect|verify|export --dir DIR ...   the LMDB cache (read-only)\n"
+    "       flagrelay cache inspect|verify|export|import ...   the LMDB cache (see flagrelay "
+    "cache)\n"
     "       flagrelay --version\n";
 
 int PrintErrors(const flagrelay::config::LoadResult& result) {

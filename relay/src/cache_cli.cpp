@@ -15,10 +15,12 @@
 #include <filesystem>
 #include <fstream>
 #include <ostream>
+#include <sstream>
 #include <thread>
 
-#include "environment.hpp"  // NowUnixMs
+#include "environment.hpp"  // NowUnixMs, Fingerprint
 #include "flagrelay/cache/store.hpp"
+#include "flagrelay/config/config.hpp"
 #include "flagrelay/protocol/data.hpp"
 
 extern char** environ;
@@ -34,7 +36,11 @@ constexpr std::string_view kUsage =
     "       flagrelay cache verify --dir DIR            verify every record; exit 1 on problems\n"
     "       flagrelay cache export --dir DIR --env NAME [--out FILE]\n"
     "                                                   the environment's flags and segments as\n"
-    "                                                   JSON that `dataFile` loads\n";
+    "                                                   JSON that `dataFile` loads\n"
+    "       flagrelay cache import --config FILE --env NAME --in FILE [--dir DIR]\n"
+    "                                                   an export (or data file) becomes NAME's\n"
+    "                                                   cached data, for the SDK key FILE gives\n"
+    "                                                   it; run it with the relay stopped\n";
 
 // Exit codes of `cache verify --probe`: the file is sound (records written by a newer binary or
 // that do not parse included), or it is damaged: records fail their checksums, or the write path
@@ -45,7 +51,7 @@ constexpr int kProbeCompleted = 42;
 constexpr int kProbeDamaged = 43;
 
 struct Args {
-  std::string command, dir, env, out;
+  std::string command, dir, env, out, in, config;
   bool json = false, probe = false;
 };
 
@@ -66,6 +72,10 @@ bool ParseArgs(const std::vector<std::string>& args, Args* parsed, std::ostream&
       ok = value(&parsed->env);
     } else if (arg == "--out") {
       ok = value(&parsed->out);
+    } else if (arg == "--in") {
+      ok = value(&parsed->in);
+    } else if (arg == "--config") {
+      ok = value(&parsed->config);
     } else if (arg == "--json") {
       parsed->json = true;
     } else if (arg == "--probe") {
@@ -79,7 +89,7 @@ bool ParseArgs(const std::vector<std::string>& args, Args* parsed, std::ostream&
       return false;
     }
   }
-  if (parsed->dir.empty()) {
+  if (parsed->dir.empty() && parsed->config.empty()) {
     err << "flagrelay cache: --dir is required\n";
     return false;
   }
@@ -341,6 +351,73 @@ int Export(const Args& args, std::ostream& out, std::ostream& err) {
   return 0;
 }
 
+// The air-gapped path's other half: an export made on a connected host becomes this host's
+// cached data, so the relay starts serving it with the upstream unreachable and still connects
+// when it can. The key comes from the relay's config (never the command line, where `ps` shows
+// it), because cached data is only used for the credential it was stored for.
+int Import(const Args& args, std::ostream& out, std::ostream& err) {
+  if (args.env.empty() || args.in.empty() || args.config.empty()) {
+    err << "flagrelay cache import: --config, --env and --in are required\n" << kUsage;
+    return 2;
+  }
+  const config::LoadResult loaded = config::LoadFile(args.config, config::EnvVarsFromProcess());
+  if (!loaded.ok()) {
+    for (const std::string& error : loaded.errors)
+      err << "flagrelay cache import: " << error << "\n";
+    return 1;
+  }
+  const auto& envs = loaded.config->environments;
+  const auto env =
+      std::find_if(envs.begin(), envs.end(), [&args](const auto& e) { return e.name == args.env; });
+  if (env == envs.end()) {
+    err << "flagrelay cache import: no environment '" << args.env << "' in " << args.config << "\n";
+    return 1;
+  }
+  const std::string dir = args.dir.empty() ? loaded.config->cache.dir : args.dir;
+  if (dir.empty()) {
+    err << "flagrelay cache import: " << args.config << " sets no cache.dir (give --dir)\n";
+    return 1;
+  }
+  std::ifstream in(args.in, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (!in) {
+    err << "flagrelay cache import: cannot read " << args.in << "\n";
+    return 1;
+  }
+  auto data = protocol::ParseAllData(text.str());
+  if (!data) {
+    err << "flagrelay cache import: " << args.in << ": " << data.error().message
+        << "; the cache is unchanged\n";
+    return 1;
+  }
+  std::vector<cache::ItemRecord> records;
+  for (protocol::Kind kind : {protocol::Kind::kFlags, protocol::Kind::kSegments}) {
+    const protocol::ItemSet& items = kind == protocol::Kind::kFlags ? data->flags : data->segments;
+    for (const protocol::ItemPtr& item : items.items()) {
+      records.push_back({std::string(protocol::ToString(kind)), item->key, item->json});
+    }
+  }
+  std::string error;
+  auto store = cache::Store::Open({dir, loaded.config->cache.map_size_bytes}, &error);
+  if (!store) {
+    err << "flagrelay cache import: " << error << "\n";
+    return 1;
+  }
+  // Above whatever the environment had, so nothing reads the import as older data.
+  const cache::LoadResult before = store->Load(args.env);
+  const std::uint64_t version = before.snapshot ? before.snapshot->meta.data_version + 1 : 1;
+  const cache::EnvMeta meta{version, NowUnixMs(), Environment::Fingerprint(env->sdk_key), "file"};
+  if (const cache::CommitResult result = store->ReplaceAll(args.env, meta, records); !result.ok) {
+    err << "flagrelay cache import: cannot write the cache: " << result.error << "\n";
+    return 1;
+  }
+  out << "imported " << data->flags.live_count() << " flags and " << data->segments.live_count()
+      << " segments into " << dir << " as environment " << args.env << " (for SDK key "
+      << env->sdk_key.Masked() << ")\n";
+  return 0;
+}
+
 }  // namespace
 
 int RunCacheCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -352,6 +429,7 @@ int RunCacheCommand(const std::vector<std::string>& args, std::ostream& out, std
   if (parsed.command == "inspect") return Inspect(parsed, out, err);
   if (parsed.command == "verify") return Verify(parsed, out, err);
   if (parsed.command == "export") return Export(parsed, out, err);
+  if (parsed.command == "import") return Import(parsed, out, err);
   err << "flagrelay cache: unknown command '" << parsed.command << "'\n" << kUsage;
   return 2;
 }

@@ -166,6 +166,9 @@ class Environment : public std::enable_shared_from_this<Environment> {
 
   [[nodiscard]] EnvironmentStatus Status() const;
 
+  /// Identifies the credential cached data belongs to, without storing the key itself.
+  [[nodiscard]] static std::string Fingerprint(const config::Secret& sdk_key);
+
  private:
   struct Change {
     protocol::SnapshotPtr snapshot;
@@ -181,8 +184,6 @@ class Environment : public std::enable_shared_from_this<Environment> {
   [[nodiscard]] protocol::SnapshotPtr MakeSnapshot(protocol::ItemSet flags,
                                                    protocol::ItemSet segments,
                                                    protocol::DataSource source) const;
-  // Identifies the credential cached data belongs to, without storing the key itself.
-  [[nodiscard]] static std::string Fingerprint(const config::Secret& sdk_key);
 
   const std::string name_;
   std::atomic<std::shared_ptr<const config::EnvironmentConfig>> config_;

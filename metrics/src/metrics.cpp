@@ -101,6 +101,10 @@ RelayMetrics::RelayMetrics(std::string_view version)
       http_requests_(Register(prometheus::BuildCounter(), *registry_,
                               "flagrelay_http_requests_total",
                               "HTTP requests served, by route template, method and status class")),
+      http_request_duration_(Register(prometheus::BuildHistogram(), *registry_,
+                                      "flagrelay_http_request_duration_seconds",
+                                      "Time to produce a response (for a stream, to open it), by "
+                                      "route template and method; sending it is not included")),
       events_received_(Register(prometheus::BuildCounter(), *registry_,
                                 "flagrelay_events_received_total",
                                 "Analytics events in the bodies SDKs posted (valid bodies only)")),
@@ -230,6 +234,15 @@ prometheus::Counter& RelayMetrics::HttpRequests(std::string_view route, std::str
   return http_requests_.Add({{"route", std::string(route)},
                              {"method", std::string(method)},
                              {"status", std::string(status_class)}});
+}
+
+prometheus::Histogram& RelayMetrics::HttpRequestDuration(std::string_view route,
+                                                         std::string_view method) {
+  // From a cached body (microseconds) to a client-side evaluation of many flags (milliseconds).
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5};
+  return http_request_duration_.Add(
+      {{"route", std::string(route)}, {"method", std::string(method)}}, kBuckets);
 }
 
 void RelayMetrics::OnScrape(std::function<void()> hook) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <chrono>
 #include <cstring>
 
 #include "http_util.hpp"
@@ -190,15 +191,13 @@ Router::Router(std::vector<std::shared_ptr<Environment>> environments,
   }
   std::vector<RouteLabel> labels = ClientSideRouteLabels();
   for (const RouteDef& route : kRoutes) labels.push_back({route.id, route.method, route.label});
+  labels.push_back({RouteId::kUnmatched, "other", "unmatched"});
   for (const RouteLabel& route : labels) {
+    const auto id = static_cast<std::size_t>(route.id);
     for (std::size_t c = 0; c < std::size(kStatusClasses); ++c) {
-      requests_[static_cast<std::size_t>(route.id)][c] =
-          &metrics_.HttpRequests(route.label, route.method, kStatusClasses[c]);
+      requests_[id][c] = &metrics_.HttpRequests(route.label, route.method, kStatusClasses[c]);
     }
-  }
-  for (std::size_t c = 0; c < std::size(kStatusClasses); ++c) {
-    requests_[static_cast<std::size_t>(RouteId::kUnmatched)][c] =
-        &metrics_.HttpRequests("unmatched", "other", kStatusClasses[c]);
+    durations_[id] = &metrics_.HttpRequestDuration(route.label, route.method);
   }
 }
 
@@ -264,10 +263,13 @@ Environment* Router::AuthenticateMobile(std::string_view authorization,
 }
 
 HttpResponse Router::Handle(const HttpRequest& request) const {
+  const auto start = std::chrono::steady_clock::now();
   RouteId route = RouteId::kUnmatched;
   HttpResponse response = Route(request, route);
   const std::size_t status_class = std::min<std::size_t>(response.status / 100, 5) - 1;
   requests_[static_cast<std::size_t>(route)][status_class]->Increment();
+  durations_[static_cast<std::size_t>(route)]->Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   if (LogEnabled(config::LogLevel::kDebug)) {
     // The credential as ld-relay logs it: its last five characters only.
     const std::string_view auth = request.authorization;

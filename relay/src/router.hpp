@@ -163,6 +163,7 @@ class Router {
   // flagrelay_http_requests_total, resolved per route and status class at construction.
   std::array<std::array<prometheus::Counter*, 5>, static_cast<std::size_t>(RouteId::kCount)>
       requests_{};
+  std::array<prometheus::Histogram*, static_cast<std::size_t>(RouteId::kCount)> durations_{};
 };
 
 }  // namespace flagrelay::relay

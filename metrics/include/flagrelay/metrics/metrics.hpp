@@ -125,6 +125,10 @@ class RelayMetrics {
   prometheus::Counter& HttpRequests(std::string_view route, std::string_view method,
                                     std::string_view status_class);
 
+  /// flagrelay_http_request_duration_seconds{route,method}: time to produce the response (for a
+  /// stream, to open it), not to send it. Start-up only, like HttpRequests.
+  prometheus::Histogram& HttpRequestDuration(std::string_view route, std::string_view method);
+
   prometheus::Gauge& http_connections() { return *http_connections_; }
   prometheus::Counter& http_connections_rejected() { return *http_connections_rejected_; }
 
@@ -155,6 +159,7 @@ class RelayMetrics {
   prometheus::Family<prometheus::Gauge>& cache_healthy_;
   prometheus::Family<prometheus::Counter>& cache_loads_;
   prometheus::Family<prometheus::Counter>& http_requests_;
+  prometheus::Family<prometheus::Histogram>& http_request_duration_;
   prometheus::Family<prometheus::Counter>& events_received_;
   prometheus::Family<prometheus::Counter>& events_forwarded_;
   prometheus::Family<prometheus::Counter>& events_dropped_;

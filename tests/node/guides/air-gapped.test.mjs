@@ -3,6 +3,7 @@
 // files as data files (same flags, same ETag, updates by rename, no outbound connection), and the
 // import into a cache served with the upstream unreachable.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -13,7 +14,7 @@ import { freePort } from '../support/ports.mjs';
 import { httpRequest, waitFor } from '../support/http.mjs';
 import { waitEnv, statusJson } from '../support/faults.mjs';
 import { scrape, findSamples } from '../support/prom.mjs';
-import { runRelayCli } from '../support/relay.mjs';
+import { relayBin } from '../support/relay.mjs';
 import { readGuide, block, blockIds, rewrite, runShell, shellReport, startYamlRelay } from './guide-blocks.mjs';
 
 const guide = readGuide('air-gapped.md');
@@ -221,18 +222,14 @@ relayTest('air-gapped A: export on the connected host, carry, serve as data file
   assert.ok(airgapped.running());
 });
 
-/** Whether the binary under test has `cache import` (issue 8 adds it). */
-function hasImport() {
-  const r = runRelayCli(['cache']);
-  return /cache import/.test(r.stderr);
+/** `flagrelay ARGS` with exactly `env` added (bounded); {code, stdout, stderr}. */
+function cli(args, env = {}) {
+  const r = spawnSync(relayBin(), args, { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 10000, killSignal: 'SIGKILL' });
+  if (r.error) throw r.error;
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 relayTest('air-gapped B: import the export into a cache; served with the upstream unreachable; bad input leaves the cache alone', async (t, s) => {
-  if (!hasImport()) {
-    t.diagnostic('the flagrelay binary under test has no `cache import` yet (its usage does not list it): nothing to run');
-    t.skip('no `flagrelay cache import` in this binary');
-    return;
-  }
   const dirs = layout(s);
   const up = await s.upstream({
     sdkKey: KEYS.prod,
@@ -243,19 +240,8 @@ relayTest('air-gapped B: import the export into a cache; served with the upstrea
   const connected = await startConnected(s, dirs, up);
   await runExport(s, dirs);
 
-  // §3B: the import block, into a directory that does not exist yet (a fresh host).
-  const imported = await runShell(s, rewrite(block(guide, 'import'), [
-    ['/var/lib/flagrelay', dirs.airgapCache],
-    ['/media/transfer', dirs.transfer],
-  ]), { cwd: dirs.root });
-  assert.equal(imported.code, 0, shellReport(imported));
-  assert.match(imported.stdout, /production: ok/);
-  assert.match(imported.stdout, /staging: ok/);
-  assert.match(imported.stdout, /\nproduction\s+\d+\s+3\s+1\s/, `inspect lists production with 3 flags, 1 segment:\n${imported.stdout}`);
-  assert.match(imported.stdout, /\nstaging\s+\d+\s+1\s+0\s/);
-
-  // The ordinary config, LaunchDarkly unreachable (a closed port: connections are refused).
-  const closed = `http://127.0.0.1:${await freePort()}`;
+  // §3B: the config, then the import block, into a cache directory that does not exist yet.
+  const closed = `http://127.0.0.1:${await freePort()}`; // LaunchDarkly, unreachable: connections refused
   const port = await freePort();
   const metricsPort = await freePort();
   const yaml = rewrite(block(guide, 'cache-config'), [
@@ -268,6 +254,27 @@ relayTest('air-gapped B: import the export into a cache; served with the upstrea
   fs.mkdirSync(dirs.airgapEtc, { recursive: true });
   fs.writeFileSync(configFile, yaml);
   const airEnv = { ...KEY_ENV, STREAM_URI: closed, BASE_URI: closed, EVENTS_URI: closed };
+  const imported = await runShell(s, rewrite(block(guide, 'import'), [
+    ['/etc/flagrelay/relay.yaml', configFile],
+    ['/var/lib/flagrelay', dirs.airgapCache],
+    ['/media/transfer', dirs.transfer],
+  ]), { cwd: dirs.root, env: airEnv });
+  assert.equal(imported.code, 0, shellReport(imported));
+  const masked = new RegExp(`\\(for SDK key sdk-[*-]+${KEYS.prod.slice(-5)}\\)`);
+  assert.match(imported.stdout, new RegExp(`imported 3 flags and 1 segments into ${dirs.airgapCache} as environment production ${masked.source}`));
+  assert.match(imported.stdout, /imported 1 flags and 0 segments into .* as environment staging/);
+  assert.ok(!imported.stdout.includes(KEYS.prod), 'the key is masked');
+  assert.match(imported.stdout, /production: ok/);
+  assert.match(imported.stdout, /staging: ok/);
+  assert.match(imported.stdout, /\nproduction\s+1\s+3\s+1\s+\d+\s+\S+\s+\S+\s+file\s+ok\n/, `inspect: production, data version 1, 3 flags, 1 segment, source file:\n${imported.stdout}`);
+  assert.match(imported.stdout, /\nstaging\s+1\s+1\s+0\s/);
+  // Importing again replaces the data, with a data version above it.
+  const again = cli(['cache', 'import', '--config', configFile, '--env', 'production', '--in', path.join(dirs.transfer, 'production.json')], airEnv);
+  assert.equal(again.code, 0, again.stderr);
+  const inspected = JSON.parse(cli(['cache', 'inspect', '--dir', dirs.airgapCache, '--json']).stdout);
+  assert.equal(inspected.environments.find((e) => e.name === 'production').dataVersion, 2);
+
+  // The ordinary config, LaunchDarkly unreachable.
   await checkStart(s, 'start-cache', configFile, airEnv);
   const started = Date.now();
   const airgapped = await startYamlRelay(s, { yaml, port, metricsPort, env: airEnv, label: 'air-gapped (cache)', dir: dirs.airgapEtc });
@@ -277,6 +284,7 @@ relayTest('air-gapped B: import the export into a cache; served with the upstrea
   t.diagnostic(`cache served ${Date.now() - started} ms after the start`);
   assert.deepEqual(await latest(airgapped, KEYS.prod), await latest(connected, KEYS.prod));
   assert.deepEqual(await latest(airgapped, KEYS.staging), await latest(connected, KEYS.staging));
+  assert.equal(await etagOf(airgapped, KEYS.prod), await etagOf(connected, KEYS.prod), 'the same bytes as the connected relay');
 
   // The "running with the upstream unreachable" table.
   const st = await statusJson(airgapped);
@@ -291,13 +299,21 @@ relayTest('air-gapped B: import the export into a cache; served with the upstrea
   assert.equal(findSamples(m, 'flagrelay_data_source', { env: 'production', source: 'cache' })[0]?.value, 1);
   assert.equal(findSamples(m, 'flagrelay_upstream_connected', { env: 'production' })[0]?.value, 0);
   assert.ok(findSamples(m, 'flagrelay_data_age_seconds', { env: 'production' })[0]?.value >= 0);
+  assert.match(airgapped.output(), /WARN \[upstream production\] connect .*Connection refused; reconnecting in/);
 
-  // Bad input is refused and the cache is left as it was (the relay stopped first, as the guide says).
-  await airgapped.terminate();
+  // "If the network ever does reach LaunchDarkly, the first live put replaces the imported data."
+  const live = await s.upstream({ sdkKey: KEYS.prod, flags: byKey(makeFlag('live', 1, 'yes')), environments: { [KEYS.staging]: { flags: {} } } });
+  await airgapped.kill();
+  const online = await startYamlRelay(s, { yaml, port, metricsPort, env: { ...airEnv, STREAM_URI: live.url }, label: 'air-gapped, network back', dir: dirs.airgapEtc });
+  await waitEnv(online, (x) => x.dataSource === 'upstream', { env: 'production', what: 'live data replaces the import' });
+  assert.deepEqual(Object.keys((await latest(online, KEYS.prod)).flags), ['live']);
+  await online.terminate();
+
+  // Bad input is refused and the cache is left as it was (the relay is stopped, as the guide says).
   const dataFile = path.join(dirs.airgapCache, 'data.mdb');
   const digest = () => createHash('sha256').update(fs.readFileSync(dataFile)).digest('hex');
   const before = digest();
-  const inspectBefore = runRelayCli(['cache', 'inspect', '--dir', dirs.airgapCache, '--json']);
+  const inspectBefore = cli(['cache', 'inspect', '--dir', dirs.airgapCache, '--json']);
   const bad = {
     'not-json.json': '{"flags": {',
     'wrong-shape.json': '{"flags": [1, 2], "segments": {}}',
@@ -306,10 +322,22 @@ relayTest('air-gapped B: import the export into a cache; served with the upstrea
   for (const [name, text] of Object.entries(bad)) {
     const f = path.join(dirs.transfer, name);
     fs.writeFileSync(f, text);
-    const r = runRelayCli(['cache', 'import', '--dir', dirs.airgapCache, '--env', 'production', '--in', f]);
-    assert.equal(r.code, 1, `${name}: refused with exit status 1 (got ${r.code}; ${r.stderr})`);
+    const r = cli(['cache', 'import', '--config', configFile, '--env', 'production', '--in', f], airEnv);
+    assert.equal(r.code, 1, `${name}: refused with exit status 1 (got ${r.code}; ${r.stdout}${r.stderr})`);
     assert.equal(digest(), before, `${name}: data.mdb unchanged`);
   }
-  const inspectAfter = runRelayCli(['cache', 'inspect', '--dir', dirs.airgapCache, '--json']);
+  const inspectAfter = cli(['cache', 'inspect', '--dir', dirs.airgapCache, '--json']);
   assert.deepEqual(JSON.parse(inspectAfter.stdout).environments, JSON.parse(inspectBefore.stdout).environments);
+
+  // "Cached data belongs to an SDK key": imported for another key, it is not served.
+  const otherCache = path.join(dirs.root, 'other/var/lib/flagrelay');
+  const other = cli(['cache', 'import', '--config', configFile, '--env', 'production', '--in', path.join(dirs.transfer, 'production.json'), '--dir', otherCache],
+    { ...airEnv, PRODUCTION_SDK_KEY: KEYS.wrong });
+  assert.equal(other.code, 0, other.stderr);
+  const p2 = await freePort();
+  const m2 = await freePort();
+  const yaml2 = rewrite(block(guide, 'cache-config'), [['0.0.0.0', '127.0.0.1'], ['port: 8030', `port: ${p2}`], ['port: 8031', `port: ${m2}`], ['/var/lib/flagrelay', otherCache]]);
+  const mismatched = await startYamlRelay(s, { yaml: yaml2, port: p2, metricsPort: m2, env: airEnv, label: 'imported for another key' });
+  const e = await waitEnv(mismatched, (x) => x.cache?.load === 'mismatch', { env: 'production', what: 'cache.load mismatch' });
+  assert.notEqual(e.dataSource, 'cache');
 });

@@ -22,6 +22,7 @@
 #include "flagrelay/cache/store.hpp"
 #include "flagrelay/config/config.hpp"
 #include "flagrelay/protocol/data.hpp"
+#include "log.hpp"
 
 extern char** environ;
 
@@ -94,15 +95,6 @@ bool ParseArgs(const std::vector<std::string>& args, Args* parsed, std::ostream&
     return false;
   }
   return true;
-}
-
-std::string IsoTime(std::int64_t unix_ms) {
-  const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
 }
 
 std::string Age(std::int64_t unix_ms) {
@@ -249,13 +241,13 @@ int Inspect(const Args& args, std::ostream& out, std::ostream& err) {
     std::snprintf(line, sizeof line, "%-20s %-12llu %8zu %8zu %10zu %-20s %6s %-8s %s\n",
                   c.summary.env_name.c_str(), static_cast<unsigned long long>(meta.data_version),
                   c.flags, c.segments, c.summary.payload_bytes,
-                  IsoTime(meta.saved_at_unix_ms).c_str(), Age(meta.saved_at_unix_ms).c_str(),
+                  FormatUtc(meta.saved_at_unix_ms).c_str(), Age(meta.saved_at_unix_ms).c_str(),
                   meta.source.c_str(), c.state.c_str());
     out << line;
     if (!c.problem.empty()) out << "  " << c.problem << "\n";
   }
   for (const cache::QuarantineEntry& q : quarantine) {
-    out << "quarantined: " << q.env_name << " at " << IsoTime(q.quarantined_at_unix_ms) << ", "
+    out << "quarantined: " << q.env_name << " at " << FormatUtc(q.quarantined_at_unix_ms) << ", "
         << q.records << " records, " << q.bytes << " bytes\n";
   }
   return 0;

@@ -34,6 +34,15 @@ bool LogEnabled(config::LogLevel level) {
   return level >= g_level.load(std::memory_order_relaxed) && level != config::LogLevel::kNone;
 }
 
+std::string FormatUtc(std::int64_t unix_ms) {
+  const auto seconds = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
 void Log(config::LogLevel level, std::string_view component, std::string_view message) {
   if (!LogEnabled(level)) return;
   const auto now = std::chrono::system_clock::now();

@@ -2,11 +2,16 @@
 // A small logging facade: one line per event on stderr, with a UTC timestamp, level and
 // component. Thread safety: any thread; lines are written whole.
 
+#include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "flagrelay/config/config.hpp"
 
 namespace flagrelay::relay {
+
+/// `2026-12-01T00:00:00Z`: a Unix time in milliseconds as UTC, to the second.
+[[nodiscard]] std::string FormatUtc(std::int64_t unix_ms);
 
 void SetLogLevel(config::LogLevel level);
 [[nodiscard]] bool LogEnabled(config::LogLevel level);

@@ -274,16 +274,16 @@ class Fleet {
     if (before->mobile_key && before->mobile_key != next.mobile_key) {
       EndStreamsOfOldKey(member, *before->mobile_key, next.expiring_mobile_key, false, io);
     }
-    if (next.expiring_sdk_key && before->expiring_sdk_key != next.expiring_sdk_key) {
-      LogInfo("config", "environment " + name + ": SDK key " + next.expiring_sdk_key->key.Masked() +
-                            " accepted until " +
-                            FormatUnixMs(next.expiring_sdk_key->expiry_unix_ms));
-    }
-    if (next.expiring_mobile_key && before->expiring_mobile_key != next.expiring_mobile_key) {
-      LogInfo("config", "environment " + name + ": mobile key " +
-                            next.expiring_mobile_key->key.Masked() + " accepted until " +
-                            FormatUnixMs(next.expiring_mobile_key->expiry_unix_ms));
-    }
+    LogExpiring(name, "SDK key", before->expiring_sdk_key, next.expiring_sdk_key);
+    LogExpiring(name, "mobile key", before->expiring_mobile_key, next.expiring_mobile_key);
+  }
+
+  static void LogExpiring(const std::string& env, const char* what,
+                          const std::optional<config::ExpiringKey>& before,
+                          const std::optional<config::ExpiringKey>& next) {
+    if (!next || before == next) return;
+    LogInfo("config", "environment " + env + ": " + what + " " + next->key.Masked() +
+                          " accepted until " + FormatUtc(next->expiry_unix_ms));
   }
 
   // The streams open before a key rotation were opened with the old key (or one that expired
@@ -309,15 +309,6 @@ class Fleet {
     member.env->CloseSubscribers();
     shared_.metrics.RetireEnvironment(member.env->name());
     LogInfo("config", "environment " + member.env->name() + " " + why + ": its SDK streams closed");
-  }
-
-  static std::string FormatUnixMs(std::int64_t unix_ms) {
-    const auto seconds = static_cast<std::time_t>(unix_ms / 1000);
-    std::tm tm{};
-    gmtime_r(&seconds, &tm);
-    char text[32];
-    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return text;
   }
 
   Shared shared_;

@@ -207,6 +207,32 @@ TEST_F(EnvironmentTest, AFailedCommitLeavesNoHoleInTheCache) {
   EXPECT_TRUE(b == nullptr || b->deleted);
 }
 
+TEST_F(EnvironmentTest, DataCachedUnderAKeyBeingRotatedOutIsUsedUntilTheKeyExpires) {
+  {
+    const auto env_owner =
+        std::make_shared<Environment>(EnvConfig(), &store_, commits_, env_metrics_);
+    env_owner->ApplyUpstream(Put({Flag("a", 1)}));
+    ASSERT_TRUE(Eventually([&] { return env_owner->snapshot() != nullptr; }));
+    Drain();
+  }
+  const auto rotated = [](std::int64_t expiry_unix_ms) {
+    config::EnvironmentConfig config = EnvConfig();
+    config.expiring_sdk_key = config::ExpiringKey{config.sdk_key, expiry_unix_ms};
+    config.sdk_key = config::Secret("sdk-99999999-8888-7777-6666-555555555555");
+    return config;
+  };
+  // Still accepted: the cached data is this environment's.
+  const auto valid =
+      std::make_shared<Environment>(rotated(NowUnixMs() + 60'000), &store_, commits_, env_metrics_);
+  valid->LoadFromCache();
+  EXPECT_EQ(valid->Status().cache_load, "loaded");
+  // Expired: it is another key's data now.
+  const auto expired =
+      std::make_shared<Environment>(rotated(NowUnixMs() - 1), &store_, commits_, env_metrics_);
+  expired->LoadFromCache();
+  EXPECT_EQ(expired->Status().cache_load, "mismatch");
+}
+
 TEST_F(EnvironmentTest, RestartServesCachedDataOfTheSameKeyOnly) {
   {
     const auto env_owner =

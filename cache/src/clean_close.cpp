@@ -30,29 +30,31 @@ constexpr const char* kMarkFormat = "flagrelay clean close v1 %llu %016llx\n";
 // Four independent multiply-xorshift lanes over 8-byte words. Every step is a bijection of a
 // lane's state, so any change confined to one word always changes the result; it is not meant to
 // resist someone forging a file (who could write the mark too).
-class FileHash {
- public:
-  void Update(const unsigned char* data, std::size_t size) {
-    for (std::size_t at = 0; at + 8 <= size; at += 8) {
-      std::uint64_t word;
-      std::memcpy(&word, data + at, 8);
-      std::uint64_t& lane = lanes_[(index_++) & 3];
-      lane = (lane ^ word) * 0x9E3779B97F4A7C15ull;
-      lane ^= lane >> 29;
-    }
-    for (std::size_t at = size / 8 * 8; at < size; ++at) tail_ = (tail_ << 8 | data[at]) * 31;
+// Word i goes to lane i % 4; the lanes are independent multiply chains, kept in registers.
+std::uint64_t HashBytes(const unsigned char* data, std::size_t size) {
+  const auto step = [](std::uint64_t lane, const unsigned char* at) {
+    std::uint64_t word;
+    std::memcpy(&word, at, 8);
+    lane = (lane ^ word) * 0x9E3779B97F4A7C15ull;
+    return lane ^ (lane >> 29);
+  };
+  std::array<std::uint64_t, 4> lanes{1, 2, 3, 4};
+  std::size_t at = 0;
+  for (; at + 32 <= size; at += 32) {
+    lanes[0] = step(lanes[0], data + at);
+    lanes[1] = step(lanes[1], data + at + 8);
+    lanes[2] = step(lanes[2], data + at + 16);
+    lanes[3] = step(lanes[3], data + at + 24);
   }
-  [[nodiscard]] std::uint64_t Finish(std::uint64_t length) const {
-    std::uint64_t h = length ^ tail_;
-    for (std::uint64_t lane : lanes_) h = (h ^ lane) * 0xBF58476D1CE4E5B9ull, h ^= h >> 31;
-    return h;
+  for (std::size_t lane = 0; at + 8 <= size; at += 8, ++lane) {
+    lanes[lane] = step(lanes[lane], data + at);
   }
-
- private:
-  std::array<std::uint64_t, 4> lanes_{1, 2, 3, 4};
-  std::uint64_t tail_ = 0;
-  std::uint64_t index_ = 0;
-};
+  std::uint64_t tail = 0;
+  for (; at < size; ++at) tail = (tail << 8 | data[at]) * 31;
+  std::uint64_t h = std::uint64_t{size} ^ tail;
+  for (std::uint64_t lane : lanes) h = (h ^ lane) * 0xBF58476D1CE4E5B9ull, h ^= h >> 31;
+  return h;
+}
 
 // Size and hash of `path`, or nullopt when it cannot be read whole. Mapped, not read: the pages
 // are in the page cache (LMDB maps the same file), so hashing them copies nothing.
@@ -65,13 +67,12 @@ std::optional<std::pair<std::uint64_t, std::uint64_t>> HashFile(const fs::path& 
     return std::nullopt;
   }
   const auto size = static_cast<std::size_t>(info.st_size);
-  void* mapped = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  void* mapped = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
   ::close(fd);
   if (mapped == MAP_FAILED) return std::nullopt;
-  FileHash hash;
-  hash.Update(static_cast<const unsigned char*>(mapped), size);
+  const std::uint64_t hash = HashBytes(static_cast<const unsigned char*>(mapped), size);
   ::munmap(mapped, size);
-  return std::make_pair(std::uint64_t{size}, hash.Finish(size));
+  return std::make_pair(std::uint64_t{size}, hash);
 }
 
 // The mark's text for `dir`/data.mdb as it is now, or nullopt when it cannot be read whole.

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "commit_queue.hpp"
@@ -223,6 +224,8 @@ class Environment : public std::enable_shared_from_this<Environment> {
   mutable std::mutex eval_mutex_;
   mutable std::uint64_t eval_data_version_ = 0;  // of the snapshot eval_data_ was built from
   mutable std::shared_ptr<const eval::FlagData> eval_data_;
+
+  std::jthread prebuild_;  // builds the cached snapshot's body at start-up; holds its snapshot
 };
 
 }  // namespace flagrelay::relay

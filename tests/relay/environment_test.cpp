@@ -167,6 +167,50 @@ TEST_F(EnvironmentTest, CachedRecordThatDoesNotParseIsQuarantinedNotServed) {
   EXPECT_EQ(store_.quarantined(), 1);
 }
 
+// 3,000 records are parsed in two halves on two threads: every item comes back, and a record
+// that does not parse in either half makes the load corrupt, naming the first in store order.
+TEST_F(EnvironmentTest, ALargeCacheIsParsedInTwoHalvesWithTheSameResult) {
+  std::vector<protocol::ItemPtr> flags;
+  for (int i = 0; i < 3000; ++i) {
+    char key[16];
+    std::snprintf(key, sizeof key, "f%04d", i);
+    flags.push_back(Flag(key, 1 + i % 7, i % 2 == 0));
+  }
+  {
+    const auto env = std::make_shared<Environment>(EnvConfig(), &store_, commits_, env_metrics_);
+    env->ApplyUpstream(Put(flags));
+    Drain();
+  }
+  store_.PutRaw("prod", {"segments", "s1", R"({"key":"s1","version":3,"included":["u"]})"});
+  const auto restarted =
+      std::make_shared<Environment>(EnvConfig(), &store_, commits_, env_metrics_);
+  restarted->LoadFromCache();
+  restarted->ReleaseCache();
+  const auto snap = restarted->snapshot();
+  ASSERT_NE(snap, nullptr);
+  EXPECT_EQ(snap->flags().live_count(), 3000u);
+  for (const auto& flag : flags) {
+    const auto* loaded = snap->flags().Find(flag->key);
+    ASSERT_NE(loaded, nullptr) << flag->key;
+    EXPECT_EQ(loaded->version, flag->version);
+    EXPECT_EQ(loaded->json, flag->json);
+  }
+  ASSERT_NE(snap->segments().Find("s1"), nullptr);
+  EXPECT_EQ(snap->segments().Find("s1")->version, 3u);
+  EXPECT_EQ(snap->AllData().Plain()->size(), snap->served_json_bytes());  // built at load
+
+  store_.PutRaw("prod", {"flags", "f2500x", "[not a flag"});  // second half
+  store_.PutRaw("prod", {"flags", "f0100x", "{\"key\":"});    // first half
+  const auto corrupt = std::make_shared<Environment>(EnvConfig(), &store_, commits_, env_metrics_);
+  corrupt->LoadFromCache();
+  corrupt->ReleaseCache();
+  EXPECT_EQ(corrupt->snapshot(), nullptr);
+  EXPECT_EQ(corrupt->Status().cache_load, "corrupt");
+  EXPECT_NE(corrupt->Status().cache_error.find("flags/f0100x does not parse"), std::string::npos)
+      << corrupt->Status().cache_error;
+  EXPECT_EQ(store_.quarantined(), 1);
+}
+
 TEST_F(EnvironmentTest, ACacheThatCannotBeOpenedIsReportedFailing) {
   const auto env_owner =
       std::make_shared<Environment>(EnvConfig(), nullptr, commits_, env_metrics_);

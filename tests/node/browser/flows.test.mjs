@@ -56,9 +56,11 @@ browserTest('prerequisites: a change to a (server-only) prerequisite re-evaluate
   const { up, relay, page } = await setup(s);
   up.pushPatch(gate);
   up.pushPatch(gated);
-  await sleep(200);
-  const raw = await page.fetch(evalxUrl(relay, ADA, '?withReasons=true'));
-  const body = JSON.parse(raw.text);
+  let body;
+  await waitFor(async () => {
+    body = JSON.parse((await page.fetch(evalxUrl(relay, ADA, '?withReasons=true'))).text);
+    return body.gated !== undefined; // changes apply in order: the prerequisite is in too
+  }, { timeoutMs: 5000, what: 'both patches applied (the prerequisite and the flag gated by it)' });
   assert.equal(body.gate, undefined, 'the prerequisite itself is server-only');
   assert.equal(body.gated.value, 'open');
   assert.deepEqual(body.gated.prerequisites, ['gate'], `evalx prerequisites field: ${JSON.stringify(body.gated)}`);

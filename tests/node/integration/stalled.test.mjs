@@ -16,6 +16,9 @@ const BATCH_DEADLINE_MS = 4000;
 relayTest('stalled reader is disconnected at its queue bound; a healthy reader gets every patch promptly', async (t, s) => {
   const up = await s.upstream({ sdkKey: KEYS.prod, flags: byKey(makeFlag('seed', 1, 'seed')) });
   const relay = await s.relay({
+    // No cache: each change would wait for its commit (fsync), and on a shared CI disk 100 of them
+    // can take longer than the deadline; this test is about the stream queues.
+    cacheDir: null,
     upstreamUrl: up.url,
     environments: prodEnv(),
     streams: { maxQueueEvents: 64, maxQueueBytes: 262144, heartbeatInterval: '1s' },

@@ -50,10 +50,12 @@ relayTest('polling SDK initializes from /sdk/latest-all and evaluates; a later c
 
   up.pushPatch(makeFlag('poll-num', 2, 8));
   up.pushDelete('flags', 'poll-bool', 2);
+  // Each change is served once committed, so the delete can land a commit after the patch.
   await waitFor(async () => {
     const r = await httpRequest(`${relay.url}/sdk/latest-all`, { headers: auth(KEYS.prod) });
-    return r.json().flags['poll-num']?.version === 2;
-  }, { timeoutMs: 3000, what: 'relay applied the patch' });
+    const flags = r.json().flags;
+    return flags['poll-num']?.version === 2 && flags['poll-bool'] === undefined;
+  }, { timeoutMs: 3000, what: 'relay applied the patch and the delete' });
 
   const second = sdkClient(s, relay, KEYS.prod, { stream: false, pollInterval: 30 }, 'sdk-poll-2');
   await second.waitForInitialization({ timeout: 10 });

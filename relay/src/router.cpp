@@ -501,8 +501,15 @@ HttpResponse Router::Ready() const {
 
 HttpResponse Router::HandleMetrics(const HttpRequest& request) const {
   std::string_view path = request.target.substr(0, request.target.find('?'));
-  if (path != "/metrics") return Text(404, "not found; metrics are at /metrics");
+  if (path != "/metrics" && path != "/healthz" && path != "/readyz") {
+    return Text(404, "not found; metrics are at /metrics");
+  }
   if (request.method != "GET") return Text(405, "method not allowed");
+  // The probes answer here too. This listener has its own connection cap, so a liveness probe
+  // sent here still gets through when listen.maxConnections SDK connections fill the SDK port:
+  // restarting a full relay would drop all its streams.
+  if (path == "/healthz") return JsonMessage(200, "ok");
+  if (path == "/readyz") return Ready();
   HttpResponse response;
   response.content_type = "text/plain; version=0.0.4; charset=utf-8";
   response.body = Bytes(metrics_.Serialize());

@@ -71,7 +71,7 @@ class Router {
 
   [[nodiscard]] HttpResponse Handle(const HttpRequest& request) const;
 
-  /// The metrics listener's handler: `/metrics` only.
+  /// The metrics listener's handler: `/metrics`, and the `/healthz` and `/readyz` probes.
   [[nodiscard]] HttpResponse HandleMetrics(const HttpRequest& request) const;
 
   enum class RouteId {

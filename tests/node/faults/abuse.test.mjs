@@ -294,6 +294,10 @@ faultTest('connection flood: 400 idle or half-sent sockets against maxConnection
   s.note(`while ${CAP} idle sockets fill listen.maxConnections, GET /healthz on the SDK port: ${probe} in ${probeMs} ms`);
   assert.ok(probeMs < HEADER_MS / 2, `a connection over the cap is refused at once, not left hanging (${probeMs} ms: ${probe})`);
   assert.match(probe, /^error/, `a connection over the cap is closed at accept (got ${probe})`);
+  // The liveness probe that the Helm chart sends to the metrics port still passes: a full relay
+  // must not be restarted (every stream would drop and reconnect at once).
+  const live = await httpRequest(`${relay.metricsUrl}/healthz`, { timeoutMs: 2000 });
+  assert.equal(live.status, 200, `/healthz on the metrics port while the SDK port is full: ${live.status}`);
 
   // Half-sent and silent sockets are cut at headerTimeout: slots free up, a normal client gets in.
   await waitFor(async () => {

@@ -34,6 +34,10 @@ relayTest('no data yet: polling 503, /all 200 and silent, /readyz 503; all chang
   const ready1 = await httpRequest(`${relay.url}/readyz`);
   assert.equal(ready1.status, 503, `/readyz while prod has no data: ${ready1.status}`);
   assert.equal((await httpRequest(`${relay.url}/healthz`)).status, 200, '/healthz is liveness only');
+  // The metrics listener answers both probes the same way (it has its own connection cap).
+  assert.equal((await httpRequest(`${relay.metricsUrl}/readyz`)).status, 503, '/readyz on the metrics port');
+  assert.equal((await httpRequest(`${relay.metricsUrl}/healthz`)).status, 200, '/healthz on the metrics port');
+  assert.equal((await httpRequest(`${relay.metricsUrl}/status`)).status, 404, 'only the probes and /metrics there');
 
   for (const p of ['/sdk/latest-all', '/sdk/latest-flags', '/sdk/latest-flags/x', '/sdk/flags', '/sdk/flags/x', '/sdk/segments/x']) {
     const r = await httpRequest(`${relay.url}${p}`, { headers: auth(KEYS.prod) });
@@ -63,6 +67,7 @@ relayTest('no data yet: polling 503, /all 200 and silent, /readyz 503; all chang
     timeoutMs: 3000,
     what: '/readyz 200 once every environment has data',
   });
+  assert.equal((await httpRequest(`${relay.metricsUrl}/readyz`)).status, 200, '/readyz on the metrics port');
   const r = await httpRequest(`${relay.url}/sdk/latest-all`, { headers: auth(KEYS.prod) });
   assert.equal(r.status, 200);
   assertFlagsMap(r.json().flags, byKey(f));

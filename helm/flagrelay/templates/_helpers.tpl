@@ -211,6 +211,18 @@ every mode renders, calls it. */}}
 {{- if and (eq .Values.mode "sidecar") .Values.persistence.enabled .Values.persistence.existingClaim (not .Values.sidecar.cacheVolume) -}}
 {{- fail "persistence.existingClaim with sidecar.cacheVolume false: the claim would never be mounted" -}}
 {{- end -}}
+{{- /* The kubelet's probes connect to the pod's IP: a listener on loopback fails them all. */ -}}
+{{- $cfg := .Values.config | default dict -}}
+{{- $listenHost := dig "listen" "host" "" $cfg | toString -}}
+{{- $hosts := dict "listen" $listenHost -}}
+{{- if ne (include "flagrelay.metricsPort" .) "0" -}}
+{{- $_ := set $hosts "metrics" (dig "metrics" "host" $listenHost $cfg | toString) -}}
+{{- end -}}
+{{- range $section, $host := $hosts -}}
+{{- if or (hasPrefix "127." $host) (eq $host "localhost") (eq $host "::1") -}}
+{{- fail (printf "config.%s.host is %s, but the kubelet's probes connect to the pod's IP: listen on 0.0.0.0 (or ::)" $section $host) -}}
+{{- end -}}
+{{- end -}}
 {{- $mon := .Values.monitoring -}}
 {{- if and $mon.serviceMonitor.enabled (eq (include "flagrelay.metricsPort" .) "0") -}}
 {{- fail "monitoring.serviceMonitor.enabled needs the metrics listener (config.metrics.port is 0)" -}}
@@ -234,6 +246,10 @@ every mode renders, calls it. */}}
 {{- $metricsName := ternary $v.sidecar.portNames.metrics "metrics" $sidecar -}}
 {{- $metricsPort := include "flagrelay.metricsPort" $ -}}
 {{- $scheme := include "flagrelay.probeScheme" $ -}}
+{{- /* Liveness goes to the metrics listener when there is one: it has its own connection cap, so
+       a relay whose SDK port is full (listen.maxConnections) is not restarted. It is plain HTTP. */ -}}
+{{- $livePort := ternary $httpName $metricsName (eq $metricsPort "0") -}}
+{{- $liveScheme := ternary $scheme "HTTP" (eq $metricsPort "0") -}}
 {{- $cacheDir := include "flagrelay.cacheDir" $ -}}
 - name: {{ ternary $v.sidecar.name "flagrelay" $sidecar }}
   image: {{ include "flagrelay.image" $ }}
@@ -274,14 +290,14 @@ every mode renders, calls it. */}}
   startupProbe:
     httpGet:
       path: /healthz
-      port: {{ $httpName }}
-      scheme: {{ $scheme }}
+      port: {{ $livePort }}
+      scheme: {{ $liveScheme }}
     {{- toYaml $v.probes.startup | nindent 4 }}
   livenessProbe:
     httpGet:
       path: /healthz
-      port: {{ $httpName }}
-      scheme: {{ $scheme }}
+      port: {{ $livePort }}
+      scheme: {{ $liveScheme }}
     {{- toYaml $v.probes.liveness | nindent 4 }}
   readinessProbe:
     httpGet:

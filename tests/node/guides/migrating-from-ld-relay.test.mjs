@@ -479,7 +479,10 @@ relayTest('cut-over: the comparison says "same" for two relays with the same dat
     relays[name] = await startYamlRelay(s, { yaml: relayYaml(p, envYaml()), ...p, env: { STREAM_URI: upstreams[name].url }, label: name });
     await waitEnv(relays[name], (x) => x.dataSource === 'upstream', { env: NAME });
   }
-  const probes = await runShell(s, rewrite(block(guide, 'probes'), [['127.0.0.1:8030', `127.0.0.1:${relays.flagrelay.port}`]]), { cwd: s.tmpDir() });
+  const probes = await runShell(s, rewrite(block(guide, 'probes'), [
+    ['127.0.0.1:8030', `127.0.0.1:${relays.flagrelay.port}`],
+    ['127.0.0.1:8031', `127.0.0.1:${relays.flagrelay.metricsPort}`],
+  ]), { cwd: s.tmpDir() });
   assert.equal(probes.code, 0, shellReport(probes));
 
   if (spawnSync('sh', ['-c', 'command -v jq']).status !== 0) {

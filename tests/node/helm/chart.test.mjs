@@ -119,10 +119,13 @@ for (const name of Object.keys(CASES).filter((n) => !['sidecar'].includes(n))) {
     assert.equal(new Set(podPorts).size, podPorts.length, `port names unique in the pod: ${podPorts}`);
     for (const p of podPorts) assert.ok(p.length <= 15, `port name ${p}`);
 
-    // Probes on the SDK port: HTTPS exactly when the relay serves TLS.
+    // Readiness on the SDK port, HTTPS exactly when the relay serves TLS (a full SDK port takes
+    // the pod out of the Service). Startup and liveness on the metrics port, plain HTTP: a relay
+    // whose SDK port is full must not be restarted.
     const scheme = cfg.listen?.tls ? 'HTTPS' : 'HTTP';
-    for (const [probe, p] of [['startupProbe', '/healthz'], ['livenessProbe', '/healthz'], ['readinessProbe', '/readyz']]) {
-      assert.deepEqual(c[probe]?.httpGet, { path: p, port: httpPort.name, scheme }, probe);
+    assert.deepEqual(c.readinessProbe?.httpGet, { path: '/readyz', port: httpPort.name, scheme }, 'readinessProbe');
+    for (const probe of ['startupProbe', 'livenessProbe']) {
+      assert.deepEqual(c[probe]?.httpGet, { path: '/healthz', port: metricsPort.name, scheme: 'HTTP' }, probe);
     }
 
     // Security: the container's own context (a sidecar cannot rely on its pod's).
@@ -347,6 +350,10 @@ const FAILURES = [
   ['a ServiceMonitor with metrics off', { config: { metrics: { port: 0 } }, monitoring: { serviceMonitor: { enabled: true } } },
     /needs the metrics listener/],
   ['a listen port from a variable', { config: { listen: { port: '${PORT}' } } }, /config\.listen\.port must be a number/],
+  ['the SDK port on loopback', { config: { listen: { host: '127.0.0.1' } } },
+    /config\.listen\.host is 127\.0\.0\.1, but the kubelet's probes connect to the pod's IP/],
+  ['the metrics port on loopback', { config: { metrics: { host: 'localhost' } } },
+    /config\.metrics\.host is localhost, but the kubelet's probes connect to the pod's IP/],
   ['a relative cache dir', { config: { cache: { dir: 'cache' } } }, /config\.cache\.dir must be an absolute path/],
 ];
 
@@ -360,6 +367,20 @@ test('renders that must fail do, with a message naming the problem (and never ec
       assert.match(r.stderr, message, what);
       assert.doesNotMatch(r.stderr, /1234567890ab|hunter22/, `${what}: the error shows the secret`);
     });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('with the metrics listener off, every probe goes to the SDK port', () => {
+  const dir = makeTempDir('flagrelay-helm-probes-');
+  try {
+    const { docs } = renderOk({ values: [valuesFile('standalone'), valuesTemp(dir, 'p', { config: { metrics: { port: 0 } } })] });
+    const c = relayContainer(one(docs, 'Deployment').spec.template.spec);
+    assert.deepEqual(c.ports.map((p) => p.name), ['http']);
+    for (const [probe, p] of [['startupProbe', '/healthz'], ['livenessProbe', '/healthz'], ['readinessProbe', '/readyz']]) {
+      assert.deepEqual(c[probe]?.httpGet, { path: p, port: 'http', scheme: 'HTTP' }, probe);
+    }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

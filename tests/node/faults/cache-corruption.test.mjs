@@ -54,8 +54,11 @@ async function startOnCache(s, cacheDir, label) {
     label,
   });
   // With the upstream refusing connections the cache is released at the first failed attempt.
-  await sleep(150);
-  const status = (await statusOf(relay)).environments.prod;
+  let status;
+  await waitFor(async () => {
+    status = (await statusOf(relay)).environments.prod;
+    return status.cache.load !== 'loaded' || status.dataSource === 'cache';
+  }, { timeoutMs: 3000, what: 'loaded cache data served after the first failed upstream attempt' });
   const poll = await httpRequest(`${relay.url}/sdk/latest-all`, { headers: auth(KEYS.prod) });
   return { relay, status, poll };
 }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <span>
+#include <system_error>
 #include <thread>
 
 #include "log.hpp"
@@ -82,7 +83,12 @@ ParsedRecords ParseRecordsInParallel(std::vector<cache::ItemRecord>& records) {
   const std::span<cache::ItemRecord> all(records);
   const std::size_t half = records.size() / 2;
   ParsedRecords first;
-  std::thread helper([&first, part = all.first(half)] { first = ParseRecords(part); });
+  std::jthread helper;  // joins on the way out, an exception included
+  try {
+    helper = std::jthread([&first, part = all.first(half)] { first = ParseRecords(part); });
+  } catch (const std::system_error&) {  // no thread to be had (a process or thread limit)
+    return ParseRecords(records);
+  }
   ParsedRecords second = ParseRecords(all.subspan(half));
   helper.join();
   if (first.problem.empty()) first.problem = std::move(second.problem);
@@ -238,7 +244,11 @@ void Environment::LoadFromCache(const std::string& open_problem) {
       meta.saved_at_unix_ms);
   // SDKs reconnect right after a restart, and every poll and `/all` stream starts from this body:
   // build it (and its ETag) while the listener opens and the first upstream attempt runs.
-  prebuild_ = std::jthread([snapshot] { (void)snapshot->AllData().ETag(); });
+  try {
+    prebuild_ = std::jthread([snapshot] { (void)snapshot->AllData().ETag(); });
+  } catch (const std::system_error&) {
+    // No thread to be had: the first request builds it, as for any other snapshot.
+  }
   LogInfo(component, "loaded cached data: " + std::to_string(snapshot->flags().live_count()) +
                          " flags, " + std::to_string(snapshot->segments().live_count()) +
                          " segments, data version " + std::to_string(meta.data_version) +

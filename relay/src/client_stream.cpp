@@ -22,34 +22,48 @@ std::string DeleteJson(std::string_view key, std::uint64_t held_version) {
 
 std::vector<protocol::SharedBytes> ClientStream::Update(
     std::shared_ptr<const eval::FlagData> data) {
-  const eval::Evaluations now = eval::EvaluateAll(*data, context_, options_);
+  // Only the flags whose result may have changed since the last update are evaluated again: with
+  // thousands of streams, a change to one flag costs one evaluation each, not one per flag.
+  eval::Evaluations now = eval::EvaluateChanged(*data, sent_data_.get(), context_, options_);
   std::vector<Sent> sent;
   sent.reserve(now.entries().size());
-  for (const auto& entry : now.entries())
-    sent.push_back({entry.key, entry.version, protocol::StableHash64(entry.json)});
-
   std::vector<protocol::SharedBytes> frames;
   bool needs_put = sent_data_ == nullptr;
   // Both lists are sorted by key: walk them together.
-  std::size_t i = 0, j = 0;
-  while (!needs_put && (i < sent_.size() || j < sent.size())) {
-    if (j == sent.size() || (i < sent_.size() && sent_[i].key < sent[j].key)) {
+  std::size_t i = 0;
+  for (const auto& entry : now.entries()) {
+    if (needs_put) break;
+    for (; i < sent_.size() && sent_[i].key < entry.key; ++i) {
       frames.push_back(Frame("delete", DeleteJson(sent_[i].key, sent_[i].version)));
-      ++i;
-    } else if (i == sent_.size() || sent[j].key < sent_[i].key) {
-      frames.push_back(Frame("patch", eval::Evaluations::PatchJson(now.entries()[j])));
-      ++j;
-    } else {
-      if (sent[j].result_hash != sent_[i].result_hash) {
-        if (sent[j].version <= sent_[i].version) needs_put = true;
-        frames.push_back(Frame("patch", eval::Evaluations::PatchJson(now.entries()[j])));
-      }
-      ++i;
-      ++j;
     }
+    const bool held = i < sent_.size() && sent_[i].key == entry.key;
+    if (!entry.evaluated) {
+      if (!held) {  // cannot happen (a flag the SDK lacks has changed), but never guess
+        needs_put = true;
+        break;
+      }
+      sent.push_back({entry.key, sent_[i].version, sent_[i].result_hash});
+      ++i;
+      continue;
+    }
+    const std::uint64_t hash = protocol::StableHash64(entry.json);
+    if (!held || hash != sent_[i].result_hash) {
+      if (held && entry.version <= sent_[i].version) needs_put = true;
+      frames.push_back(Frame("patch", eval::Evaluations::PatchJson(entry)));
+    }
+    sent.push_back({entry.key, entry.version, hash});
+    if (held) ++i;
+  }
+  for (; !needs_put && i < sent_.size(); ++i) {
+    frames.push_back(Frame("delete", DeleteJson(sent_[i].key, sent_[i].version)));
   }
   // Many changes at once (a new `put` upstream) are cheaper as one put than as many patches.
-  if (needs_put || frames.size() > sent.size() / 2 + 1) {
+  if (needs_put || frames.size() > now.entries().size() / 2 + 1) {
+    now = eval::EvaluateAll(*data, context_, options_);
+    sent.clear();
+    for (const auto& entry : now.entries()) {
+      sent.push_back({entry.key, entry.version, protocol::StableHash64(entry.json)});
+    }
     frames.clear();
     frames.push_back(Frame("put", now.ToJson()));
   }

@@ -23,6 +23,7 @@ namespace json = boost::json;
 using testing::Ctx;
 using testing::Data;
 using testing::Eval;
+using testing::Item;
 using testing::J;
 using testing::ReasonOf;
 using testing::SameJson;
@@ -1388,6 +1389,92 @@ TEST(FlagDataBuild, ConcurrentEvaluation) {
   }
   for (auto& thread : threads) thread.join();
   EXPECT_EQ(mismatches.load(), 0);
+}
+
+// EvaluateChanged evaluates exactly the flags whose inputs changed along a chain of builds:
+// their own item, a prerequisite (or its prerequisites), a segment they use, or a segment that
+// segment's rules use; coming or going counts.
+TEST(FlagDataBuild, EvaluateChangedFollowsPrerequisitesAndSegments) {
+  const auto flag = [](std::string key, int version, std::string extra = "") {
+    return Item(
+        R"({"key":")" + key + R"(","version":)" + std::to_string(version) +
+        R"(,"on":true,"fallthrough":{"variation":0},"offVariation":1,"variations":["on","off"])" +
+        extra + "}");
+  };
+  const auto uses_segment = [](std::string segment) {
+    return R"(,"rules":[{"id":"r","variation":1,"clauses":[{"attribute":"","op":"segmentMatch","values":[")" +
+           segment + R"("]}]}])";
+  };
+  const auto prerequisite = [](std::string key) {
+    return R"(,"prerequisites":[{"key":")" + key + R"(","variation":0}])";
+  };
+  const auto segment = [](std::string key, int version, std::string extra = "") {
+    return Item(R"({"key":")" + key + R"(","version":)" + std::to_string(version) +
+                R"(,"included":["u"])" + extra + "}");
+  };
+  std::map<std::string, protocol::ItemPtr> flags = {
+      {"a", flag("a", 1)},
+      {"b", flag("b", 1, prerequisite("a"))},
+      {"c", flag("c", 1, prerequisite("b"))},
+      {"d", flag("d", 1, uses_segment("s"))},
+      {"e", flag("e", 1, uses_segment("t"))},
+      {"f", flag("f", 1)},
+      {"g", flag("g", 1, prerequisite("missing"))},
+  };
+  std::map<std::string, protocol::ItemPtr> segments = {
+      {"s", segment("s", 1)},
+      {"t",
+       segment(
+           "t", 1,
+           R"(,"rules":[{"id":"sr","clauses":[{"attribute":"","op":"segmentMatch","values":["s"]}]}])")},
+  };
+  const auto build = [&](const FlagData* previous) {
+    std::vector<protocol::ItemPtr> f, g;
+    for (const auto& [key, item] : flags) f.push_back(item);
+    for (const auto& [key, item] : segments) g.push_back(item);
+    return FlagData::Build(protocol::ItemSet::FromUnsorted(std::move(f)),
+                           protocol::ItemSet::FromUnsorted(std::move(g)), previous);
+  };
+  const Context context = Ctx(R"({"kind":"user","key":"u"})");
+  const auto evaluated = [&](const FlagData& data, const FlagData* since) {
+    const Evaluations changed = EvaluateChanged(data, since, context, {});
+    const Evaluations all = EvaluateAll(data, context, {});
+    EXPECT_EQ(changed.entries().size(), all.entries().size());
+    std::string keys;
+    for (std::size_t i = 0; i < changed.entries().size(); ++i) {
+      const auto& entry = changed.entries()[i];
+      EXPECT_EQ(entry.key, all.entries()[i].key);
+      EXPECT_EQ(entry.version, all.entries()[i].version);
+      if (!entry.evaluated) continue;
+      EXPECT_EQ(entry.json, all.entries()[i].json) << entry.key;
+      keys += entry.key;
+    }
+    return keys;
+  };
+
+  const auto d0 = build(nullptr);
+  EXPECT_EQ(evaluated(*d0, nullptr), "abcdefg");
+  EXPECT_EQ(evaluated(*d0, d0.get()), "");
+  const auto d1 = build(d0.get());
+  EXPECT_EQ(evaluated(*d1, d0.get()), "") << "nothing changed";
+  flags["a"] = flag("a", 2);  // and so b (its prerequisite) and c (b's)
+  const auto d2 = build(d1.get());
+  EXPECT_EQ(evaluated(*d2, d1.get()), "abc");
+  segments["s"] = segment("s", 2);  // d uses s; e uses t, whose rule uses s
+  const auto d3 = build(d2.get());
+  EXPECT_EQ(evaluated(*d3, d2.get()), "de");
+  EXPECT_EQ(evaluated(*d3, d1.get()), "abcde") << "skipping a build adds up both changes";
+  segments.erase("t");
+  const auto d4 = build(d3.get());
+  EXPECT_EQ(evaluated(*d4, d3.get()), "e") << "a segment going away";
+  flags["missing"] = flag("missing", 1);
+  const auto d5 = build(d4.get());
+  EXPECT_EQ(evaluated(*d5, d4.get()), "gmissing") << "a prerequisite coming";
+  flags.erase("f");
+  const auto d6 = build(d5.get());
+  EXPECT_EQ(evaluated(*d6, d5.get()), "") << "a flag going is no evaluation";
+  EXPECT_EQ(evaluated(*d6, build(nullptr).get()), "abcdegmissing") << "another chain: all";
+  EXPECT_EQ(evaluated(*d2, d6.get()), "abcdefg") << "a later build as `since`: all";
 }
 
 }  // namespace

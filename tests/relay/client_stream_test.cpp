@@ -109,5 +109,46 @@ TEST(ClientStreamTest, InvisibleFlagsNeverReachTheStream) {
   EXPECT_EQ(frames[0], "event: put\ndata: {}\n\n");
 }
 
+// The environment builds each FlagData from the previous one, and then a stream evaluates only
+// the flags that may have changed: the frames are the same as with everything evaluated.
+TEST(ClientStreamTest, ChainedBuildsGiveTheSameFramesEvaluatingOnlyWhatChanged) {
+  ClientStream stream = MakeStream();
+  auto a = Item("a", FlagJson("a", 1, "\"x\""));
+  auto b = Item("b", FlagJson("b", 1, "\"out\"", true));
+  auto c = Item("c", FlagJson("c", 1, "\"z\""));
+  auto s = Item("s", R"({"key":"s","version":1,"included":[]})");
+  const auto build = [](std::vector<protocol::ItemPtr> flags,
+                        std::vector<protocol::ItemPtr> segments, const eval::FlagData* previous) {
+    return eval::FlagData::Build(protocol::ItemSet::FromUnsorted(std::move(flags)),
+                                 protocol::ItemSet::FromUnsorted(std::move(segments)), previous);
+  };
+  auto data = build({a, b, c}, {s}, nullptr);
+  ASSERT_EQ(stream.Update(data).size(), 1u);  // the put
+
+  auto same = build({a, b, c}, {s}, data.get());
+  EXPECT_TRUE(stream.Update(same).empty()) << "nothing changed";
+
+  a = Item("a", FlagJson("a", 2, "\"y\""));
+  auto next = build({a, b, c}, {s}, same.get());
+  EXPECT_EQ(
+      Texts(stream.Update(next)),
+      std::vector<std::string>{
+          "event: patch\ndata: {\"key\":\"a\",\"value\":\"y\",\"variation\":0,\"version\":2}\n\n"});
+
+  // The context joins the segment: b's result changes at the same flag version, so a put.
+  s = Item("s", R"({"key":"s","version":2,"included":["u1"]})");
+  auto joined = build({a, b, c}, {s}, next.get());
+  auto frames = Texts(stream.Update(joined));
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(frames[0],
+            "event: put\ndata: {\"a\":{\"value\":\"y\",\"variation\":0,\"version\":2},"
+            "\"b\":{\"value\":\"in\",\"variation\":1,\"version\":1},"
+            "\"c\":{\"value\":\"z\",\"variation\":0,\"version\":1}}\n\n");
+
+  auto without_c = build({a, b}, {s}, joined.get());
+  EXPECT_EQ(Texts(stream.Update(without_c)),
+            std::vector<std::string>{"event: delete\ndata: {\"key\":\"c\",\"version\":2}\n\n"});
+}
+
 }  // namespace
 }  // namespace flagrelay::relay

@@ -849,6 +849,36 @@ Evaluations EvaluateAll(const FlagData& data, const Context& context, const Eval
   return evaluations;
 }
 
+Evaluations EvaluateChanged(const FlagData& data, const FlagData* since, const Context& context,
+                            const EvalOptions& options) {
+  const FlagData::Impl& impl = data.impl();
+  if (since == nullptr || since->impl().lineage != impl.lineage ||
+      since->impl().generation > impl.generation) {
+    return EvaluateAll(data, context, options);
+  }
+  const std::uint64_t since_generation = since->impl().generation;
+  Evaluations evaluations;
+  std::size_t changed = 0;
+  for (std::uint32_t i = 0; i < impl.flags.size(); ++i) {
+    const Flag& flag = *impl.flags[i];
+    if (!flag.VisibleTo(options.audience)) continue;
+    const bool evaluate = impl.flag_stamps[i] > since_generation;
+    changed += evaluate ? 1 : 0;
+    evaluations.entries_.push_back({flag.key, flag.version, {}, evaluate});
+  }
+  if (changed == 0) return evaluations;
+  // The eager clauses pay off when most flags are evaluated; for a few, each clause is computed
+  // when a rule asks for it.
+  const bool eager = changed * 4 > evaluations.entries_.size();
+  Session session(impl, context.impl(),
+                  eager ? &impl.eager[static_cast<std::size_t>(options.audience)] : nullptr);
+  for (Evaluations::Entry& entry : evaluations.entries_) {
+    if (entry.evaluated)
+      AppendResult(entry.json, session, impl.FindFlag(entry.key), options.with_reasons, false);
+  }
+  return evaluations;
+}
+
 void AppendAllJson(std::string& out, const FlagData& data, const Context& context,
                    const EvalOptions& options) {
   const FlagData::Impl& impl = data.impl();

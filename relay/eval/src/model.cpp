@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <charconv>
 #include <cmath>
 #include <limits>
@@ -753,6 +754,75 @@ TargetIndex TargetIndex::Of(const std::vector<std::shared_ptr<const Flag>>& flag
   return index;
 }
 
+namespace {
+
+// Each flag's stamp (FlagData::Impl::flag_stamps): `before`'s for a flag whose result cannot
+// differ from what `before` gave, else `impl.generation`. Both share symbol numbers (impl's
+// were copied from before's and only grew).
+void StampFlags(FlagData::Impl& impl, const FlagData::Impl* before) {
+  impl.flag_stamps.assign(impl.flags.size(), impl.generation);
+  if (before == nullptr) return;
+  enum State : std::uint8_t { kUnknown, kVisiting, kSame, kChanged };
+  const auto index_of = [](const std::vector<std::uint32_t>& index, std::uint32_t id) {
+    return id < index.size() ? index[id] : kNoSymbol;
+  };
+  std::vector<State> segment_state(impl.symbols->segment_keys().size(), kUnknown);
+  std::vector<State> flag_state(impl.flags.size(), kUnknown);
+  // A cycle (which evaluation reports as an error) counts as changed: never wrong, only slower.
+  const auto segment_changed = [&](auto& self, std::uint32_t id) -> bool {
+    State& state = segment_state[id];
+    if (state != kUnknown) return state != kSame;
+    state = kVisiting;
+    const std::uint32_t now = index_of(impl.segment_index, id);
+    const std::uint32_t then = index_of(before->segment_index, id);
+    bool changed = now == kNoSymbol || then == kNoSymbol
+                       ? now != then
+                       : impl.segments[now] != before->segments[then];
+    if (!changed && now != kNoSymbol) {
+      for (const Clause& clause : impl.segments[now]->rule_clauses.clauses) {
+        if (clause.op != Op::kSegmentMatch) continue;
+        for (const ClauseValue& value : clause.values) {
+          if (value.segment != kNoSymbol && self(self, value.segment)) changed = true;
+        }
+      }
+    }
+    state = changed ? kChanged : kSame;
+    return changed;
+  };
+  const auto flag_changed = [&](auto& self, std::uint32_t i) -> bool {
+    State& state = flag_state[i];
+    if (state != kUnknown) return state != kSame;
+    state = kVisiting;
+    const Flag& flag = *impl.flags[i];
+    const std::uint32_t then = before->FindFlag(flag.key);
+    bool changed = then == kNoSymbol || before->flags[then] != impl.flags[i];
+    for (const Prerequisite& prerequisite : flag.prerequisites) {
+      if (changed) break;
+      const std::uint32_t now_p = impl.FindFlag(prerequisite.key);
+      const std::uint32_t then_p = before->FindFlag(prerequisite.key);
+      changed = now_p == kNoSymbol || then_p == kNoSymbol ? now_p != then_p : self(self, now_p);
+    }
+    for (const Clause& clause : flag.rule_clauses.clauses) {
+      if (changed) break;
+      if (clause.op != Op::kSegmentMatch) continue;
+      for (const ClauseValue& value : clause.values) {
+        if (value.segment != kNoSymbol && segment_changed(segment_changed, value.segment)) {
+          changed = true;
+        }
+      }
+    }
+    flag_state[i] = changed ? kChanged : kSame;
+    return changed;
+  };
+  for (std::uint32_t i = 0; i < impl.flags.size(); ++i) {
+    if (!flag_changed(flag_changed, i)) {
+      impl.flag_stamps[i] = before->flag_stamps[before->FindFlag(impl.flags[i]->key)];
+    }
+  }
+}
+
+}  // namespace
+
 std::shared_ptr<const FlagData> FlagData::Build(const protocol::ItemSet& flags,
                                                 const protocol::ItemSet& segments,
                                                 const FlagData* previous) {
@@ -794,6 +864,10 @@ std::shared_ptr<const FlagData> FlagData::Build(const protocol::ItemSet& flags,
   }
   impl.symbols_when_fresh = before != nullptr ? before->symbols_when_fresh : symbols->size();
   impl.symbols = std::move(symbols);
+  static std::atomic<std::uint64_t> lineages{0};
+  impl.lineage = before != nullptr ? before->lineage : ++lineages;
+  impl.generation = before != nullptr ? before->generation + 1 : 1;
+  StampFlags(impl, before);
   return data;
 }
 

@@ -420,6 +420,12 @@ struct FlagData::Impl {
   std::array<EagerClauses, 3> eager;
   std::size_t symbols_when_fresh = 0;  // Symbols::size() after the last build from scratch
   std::size_t unparsable = 0;
+  // Builds from one another form a lineage (a new one starts with a build from scratch), each one
+  // generation on. A flag's stamp is the generation in which its result last may have changed:
+  // its own item, a prerequisite or a segment it uses (or one those use) changed, came or went.
+  std::uint64_t lineage = 0;
+  std::uint64_t generation = 0;
+  std::vector<std::uint64_t> flag_stamps;  // by index in `flags`
 
   /// The index in `flags` of the flag with a key; kNoSymbol when there is none.
   [[nodiscard]] std::uint32_t FindFlag(std::string_view key) const {

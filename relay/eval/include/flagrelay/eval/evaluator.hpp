@@ -89,17 +89,21 @@ class Evaluations {
     std::string_view key;
     std::uint64_t version = 0;  // the flag's version
     std::string json;
+    bool evaluated = true;  // false: left out by EvaluateChanged, `json` is empty
   };
   [[nodiscard]] const std::vector<Entry>& entries() const { return entries_; }
   [[nodiscard]] const Entry* Find(std::string_view key) const;
 
-  /// `{"<key>":<result>,...}`: the evalx response body and the client stream's `put` data.
+  /// `{"<key>":<result>,...}`: the evalx response body and the client stream's `put` data
+  /// (from EvaluateAll: every entry evaluated).
   [[nodiscard]] std::string ToJson() const;
   /// `{"key":"<key>",<result fields>}`: a client stream `patch`.
   [[nodiscard]] static std::string PatchJson(const Entry& entry);
 
  private:
   friend Evaluations EvaluateAll(const FlagData&, const Context&, const EvalOptions&);
+  friend Evaluations EvaluateChanged(const FlagData&, const FlagData*, const Context&,
+                                     const EvalOptions&);
   std::vector<Entry> entries_;
 };
 
@@ -107,6 +111,13 @@ class Evaluations {
 /// exceptions.
 [[nodiscard]] Evaluations EvaluateAll(const FlagData& data, const Context& context,
                                       const EvalOptions& options);
+
+/// EvaluateAll for a context already evaluated against `since`, an earlier build of the same
+/// data (FlagData::Build with a chain of `previous`): only flags whose result may differ are
+/// evaluated (their own item, a prerequisite or a segment they use changed, came or went); the
+/// others have `evaluated` false. With no `since`, or one from another chain, it evaluates all.
+[[nodiscard]] Evaluations EvaluateChanged(const FlagData& data, const FlagData* since,
+                                          const Context& context, const EvalOptions& options);
 
 /// Appends `EvaluateAll(...).ToJson()` to `out` without building per-flag entries (the polling
 /// fast path).

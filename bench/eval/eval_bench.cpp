@@ -206,6 +206,7 @@ int main(int argc, char** argv) {
   std::vector<double> parse_ns;
   std::vector<double> build_ns;
   std::shared_ptr<const eval::FlagData> data;
+  std::optional<protocol::PutMessage> data_items;  // the items `data` was built from
   for (int rep = 0; rep < options.build_reps; ++rep) {
     const auto t0 = Clock::now();
     auto put = protocol::ParseAllData(data_json);
@@ -219,6 +220,7 @@ int main(int argc, char** argv) {
     parse_ns.push_back(Nanoseconds(t1 - t0));
     build_ns.push_back(Nanoseconds(t2 - t1));
     data = std::move(built);
+    data_items = std::move(*put);
   }
   if (data->unparsable_count() != 0) {
     std::cerr << "flagrelay_eval_bench: " << data->unparsable_count() << " unparsable flags\n";
@@ -292,6 +294,34 @@ int main(int argc, char** argv) {
     }
   }
 
+  // 3. A client-side stream after one flag changed: the relay builds the new FlagData from the
+  //    previous one, and each stream evaluates only what may have changed (EvaluateChanged), where
+  //    it used to evaluate every flag (EvaluateAll). The flag patched is the first one, replaced
+  //    by a copy of itself; flags with it as a prerequisite are evaluated again too.
+  std::vector<double> full_ns, changed_ns;
+  {
+    const protocol::PutMessage& put = *data_items;
+    std::vector<protocol::ItemPtr> items(put.flags.items().begin(), put.flags.items().end());
+    auto copy = protocol::ParseItem(items.front()->key, items.front()->json);
+    items.front() = std::move(*copy);
+    const auto patched = eval::FlagData::Build(protocol::ItemSet::FromUnsorted(std::move(items)),
+                                               put.segments, data.get());
+    for (int round = -std::min(options.warmup, 5); round < parse_rounds; ++round) {
+      for (const eval::Context& context : contexts) {
+        const auto t0 = Clock::now();
+        const auto all = eval::EvaluateAll(*patched, context, eval_options);
+        const auto t1 = Clock::now();
+        const auto changed = eval::EvaluateChanged(*patched, data.get(), context, eval_options);
+        const auto t2 = Clock::now();
+        checksum += all.entries().size() + changed.entries().size();
+        if (round >= 0) {
+          full_ns.push_back(Nanoseconds(t1 - t0));
+          changed_ns.push_back(Nanoseconds(t2 - t1));
+        }
+      }
+    }
+  }
+
   const Stats eval_stats = Summarize(eval_ns);
   const Stats parse_stats = Summarize(with_parse_ns);
   const Stats bytes = Summarize(output_bytes);
@@ -315,6 +345,9 @@ int main(int argc, char** argv) {
             << "  data: " << data_json.size() << " bytes; ParseAllData median "
             << Fixed(parse_ms.median / 1e6, 2) << " ms, FlagData::Build median "
             << Fixed(build_ms.median / 1e6, 2) << " ms (" << options.build_reps << " reps)\n";
+  std::cout << "  client stream, one flag patched: EvaluateAll median "
+            << Fixed(Summarize(full_ns).median / 1e3, 2) << " us, EvaluateChanged median "
+            << Fixed(Summarize(changed_ns).median / 1e3, 2) << " us\n";
   if (options.components) PrintComponents();
   std::cout << "RESULT impl=cpp median_us=" << Fixed(eval_stats.median / 1e3, 3)
             << " p90_us=" << Fixed(eval_stats.p90 / 1e3, 3)

@@ -858,23 +858,22 @@ Evaluations EvaluateChanged(const FlagData& data, const FlagData* since, const C
   }
   const std::uint64_t since_generation = since->impl().generation;
   Evaluations evaluations;
-  std::size_t changed = 0;
+  std::vector<std::pair<std::size_t, std::uint32_t>> changed;  // (entry, flag index)
   for (std::uint32_t i = 0; i < impl.flags.size(); ++i) {
     const Flag& flag = *impl.flags[i];
     if (!flag.VisibleTo(options.audience)) continue;
     const bool evaluate = impl.flag_stamps[i] > since_generation;
-    changed += evaluate ? 1 : 0;
+    if (evaluate) changed.emplace_back(evaluations.entries_.size(), i);
     evaluations.entries_.push_back({flag.key, flag.version, {}, evaluate});
   }
-  if (changed == 0) return evaluations;
+  if (changed.empty()) return evaluations;
   // The eager clauses pay off when most flags are evaluated; for a few, each clause is computed
   // when a rule asks for it.
-  const bool eager = changed * 4 > evaluations.entries_.size();
+  const bool eager = changed.size() * 4 > evaluations.entries_.size();
   Session session(impl, context.impl(),
                   eager ? &impl.eager[static_cast<std::size_t>(options.audience)] : nullptr);
-  for (Evaluations::Entry& entry : evaluations.entries_) {
-    if (entry.evaluated)
-      AppendResult(entry.json, session, impl.FindFlag(entry.key), options.with_reasons, false);
+  for (const auto& [entry, index] : changed) {
+    AppendResult(evaluations.entries_[entry].json, session, index, options.with_reasons, false);
   }
   return evaluations;
 }
